@@ -1,0 +1,1 @@
+"""`facenet` subcommands that need no orchestration; each module offers `register(subparsers)`."""

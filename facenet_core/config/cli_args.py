@@ -1,0 +1,66 @@
+"""Config fields as argparse flags: seed spelling (--image_size) plus hyphenated aliases."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from typing import Any
+
+import yaml
+
+from facenet_core.config.schema import Config
+
+SCALAR_TYPES = (str, int, float, bool)
+
+
+def _field_is_plain_str(annotation: Any) -> bool:
+    return annotation is str or annotation == (str | None)
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, fields: Iterable[str] | None = None, renames: dict[str, str] | None = None
+) -> None:
+    """Add one flag per config field (all by default); `renames` maps a flag name to a field."""
+    renames = renames or {}
+    flag_to_field = {name: name for name in (fields or Config.model_fields)}
+    flag_to_field.update(renames)
+    group = parser.add_argument_group("configuration (override the preset; YAML values for lists/mappings)")
+    for flag, field_name in flag_to_field.items():
+        info = Config.model_fields[field_name]
+        default = info.get_default(call_default_factory=True)
+        if hasattr(default, "model_dump"):
+            default = default.model_dump(mode="json")
+        doc = info.description or ""
+        options = [f"--{flag}"]
+        if "_" in flag:
+            options.append(f"--{flag.replace('_', '-')}")
+        extra: dict[str, Any] = {}
+        if info.annotation is bool:
+            extra = {"nargs": "?", "const": "true", "metavar": "BOOL"}
+        group.add_argument(
+            *options,
+            dest=f"cfg__{field_name}",
+            default=None,
+            help=f"{doc} (default: {default})".strip(),
+            **extra,
+        )
+
+
+def _parse_value(field_name: str, raw: str) -> Any:
+    annotation = Config.model_fields[field_name].annotation
+    if _field_is_plain_str(annotation):
+        return raw
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and "," in value:
+        value = [yaml.safe_load(part) for part in value.split(",")]
+    return value
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Config overrides from the flags the user actually gave."""
+    overrides = {}
+    for key, raw in vars(args).items():
+        if key.startswith("cfg__") and raw is not None:
+            field_name = key.removeprefix("cfg__")
+            overrides[field_name] = _parse_value(field_name, raw)
+    return overrides

@@ -1,0 +1,93 @@
+"""The workspace folder layout (DESIGN.md) and the run key that names a training run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from facenet_core.config.schema import Config
+from facenet_core.fileio import sha256_json
+
+# Fields whose change makes a different model. Learning rate and schedule are left out on
+# purpose: changing them on resume continues the same run (logged as metrics, DESIGN.md).
+TRAINING_FIELDS = (
+    "model_architecture",
+    "pretrained",
+    "embedding_dimension",
+    "num_human_identities_per_batch",
+    "batch_size",
+    "iterations_per_epoch",
+    "optimizer",
+    "margin",
+    "image_size",
+    "use_semihard_negatives",
+    "training_triplets_path",
+    "seed",
+    "normalize_mean",
+    "normalize_std",
+    "grad_clip_norm",
+)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace; `ensure()` creates the folders."""
+
+    root: Path
+
+    @classmethod
+    def from_config(cls, config: Config) -> Workspace:
+        return cls(Path(config.workspace).expanduser().resolve())
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def cropped(self) -> Path:
+        return self.root / "cropped"
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "manifests"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def prefect_results(self) -> Path:
+        return self.root / "prefect-results"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.root / "prefect"
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlflow-artifacts"
+
+    def run_dir(self, run_key: str) -> Path:
+        return self.runs / run_key
+
+    def ensure(self) -> Workspace:
+        for folder in (self.downloads, self.raw, self.cropped, self.manifests, self.runs, self.prefect_results):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def run_key(config: Config, manifest_fingerprint: str) -> str:
+    """The user's run_name, else a short hash of the training-relevant config and the data."""
+    if config.run_name:
+        return config.run_name
+    values = {name: getattr(config, name) for name in TRAINING_FIELDS}
+    digest = sha256_json({"config": values, "manifest": manifest_fingerprint})
+    return f"{config.model_architecture}-{digest[:10]}"

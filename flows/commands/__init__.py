@@ -1,0 +1,1 @@
+"""`facenet` subcommands that run Prefect flows; each module offers `register(subparsers)`."""

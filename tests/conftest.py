@@ -1,0 +1,21 @@
+"""Session-wide test settings: telemetry off, the shared LFW copy located (or skipped)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from facenet_core.env import disable_telemetry
+
+disable_telemetry()
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LFW_DIR = Path(os.environ.get("FACENET_LFW_DIR", REPO_ROOT.parent / "shared" / "data" / "lfw"))
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    """The full LFW copy (deep-funneled images + pairs files); skips the test when absent."""
+    if not (LFW_DIR / "lfw-deepfunneled").is_dir():
+        pytest.skip(f"LFW not found at {LFW_DIR} (set FACENET_LFW_DIR to its folder)")
+    return LFW_DIR
