@@ -12,7 +12,6 @@ from facenet_core.env import disable_telemetry
 
 def _command_modules() -> list:
     import facenet_core.commands as core_commands
-
     from flows import commands as flow_commands
 
     modules = []

@@ -21,7 +21,7 @@ class LRSchedule(_Strict):
     """Learning-rate schedule over epochs (the seed had none)."""
 
     type: Literal["constant", "step", "cosine"] = "constant"
-    milestones: list[int] = Field(default_factory=list, description="epochs at which a step schedule multiplies by gamma")
+    milestones: list[int] = Field(default_factory=list, description="epochs where step multiplies by gamma")
     gamma: float = Field(0.1, gt=0)
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up from 0 over this many epochs")
     min_lr: float = Field(0.0, ge=0, description="floor of the cosine schedule")
@@ -73,7 +73,7 @@ class Config(_Strict):
     """Every setting of the pipeline. Field names are the command-line flags (seed spelling)."""
 
     # --- the seed's options, same names and defaults -------------------------------------
-    dataroot: str | None = Field(None, description="cropped training root of identity folders (skips download and crop)")
+    dataroot: str | None = Field(None, description="cropped training root (skips download and crop)")
     lfw: str | None = Field(None, description="LFW folder; adds an eval set 'lfw' when eval_sets is empty")
     lfw_pairs: str | None = Field(None, description="pairs file for --lfw (default: pairs.txt beside the folder)")
     training_dataset_csv_path: str | None = Field(None, description="an existing manifest (.parquet) to train on")
@@ -142,9 +142,7 @@ class Config(_Strict):
         if any(s <= 0 for s in self.normalize_std):
             raise ValueError(f"normalize_std must be positive, got {self.normalize_std}")
         if self.batch_size % self.num_processes:
-            raise ValueError(
-                f"batch_size={self.batch_size} must be divisible by num_processes={self.num_processes}"
-            )
+            raise ValueError(f"batch_size={self.batch_size} must be divisible by num_processes={self.num_processes}")
         names = [s.name for s in self.eval_sets]
         if len(set(names)) != len(names):
             raise ValueError(f"eval_sets names must be unique, got {names}")
