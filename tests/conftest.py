@@ -19,3 +19,13 @@ def lfw_dir() -> Path:
     if not (LFW_DIR / "lfw-deepfunneled").is_dir():
         pytest.skip(f"LFW not found at {LFW_DIR} (set FACENET_LFW_DIR to its folder)")
     return LFW_DIR
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """One temporary Prefect API for the whole session, results under a temporary folder."""
+    os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(tmp_path_factory.mktemp("prefect-storage"))
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

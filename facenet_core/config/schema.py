@@ -48,6 +48,7 @@ class DatasetConfig(_Strict):
     format: Literal["folders", "recordio"] = "folders"
     aligned: bool = Field(False, description="faces already aligned: skip MTCNN, only resize")
     generate: Literal["synthetic"] | None = Field(None, description="build the demo dataset instead of fetching")
+    synthetic: dict[str, int] = Field(default_factory=dict, description="make_demo_dataset parameters (generate)")
 
 
 class EvalSet(_Strict):

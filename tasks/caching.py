@@ -1,0 +1,136 @@
+"""Content-addressed caching for stage tasks (DESIGN.md "Caching").
+
+A stage's cache key hashes the stage name, its STAGE_VERSION, the content fingerprints of its
+inputs and its parameters: never the flow-run id, so finished stages come back Cached across runs.
+Each finished stage also records the files it produced with their sha256. A cache hit only counts
+while those files still exist and match; otherwise the stale Prefect record is dropped and the
+stage runs again.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.tasks import exponential_backoff
+
+from facenet_core.fileio import atomic_write_json, sha256_file, sha256_json
+
+RECORDS_DIR = "outputs"
+
+
+def results_dir(workspace: str | Path) -> Path:
+    """Where Prefect persists task results for this workspace."""
+    return Path(workspace).expanduser().resolve() / "prefect-results"
+
+
+def output_record_path(workspace: str | Path, cache_key: str) -> Path:
+    return results_dir(workspace) / RECORDS_DIR / f"{cache_key}.json"
+
+
+def record_outputs(workspace: str | Path, cache_key: str, files: list[str | Path]) -> dict[str, str]:
+    """Remember the sha256 of every file a finished stage produced."""
+    digests = {str(Path(f).resolve()): sha256_file(f) for f in files}
+    atomic_write_json(output_record_path(workspace, cache_key), {"files": digests})
+    return digests
+
+
+def outputs_still_valid(
+    workspace: str | Path, cache_key: str, allow_missing: Callable[[Path], bool] | None = None
+) -> bool:
+    """True when every recorded output exists and still has its recorded sha256."""
+    record = output_record_path(workspace, cache_key)
+    if not record.is_file():
+        return False
+    files = json.loads(record.read_text())["files"]
+    for name, digest in files.items():
+        path = Path(name)
+        if not path.is_file():
+            if allow_missing is not None and allow_missing(path):
+                continue
+            return False
+        if sha256_file(path) != digest:
+            return False
+    return True
+
+
+def stage_key(stage: str, version: int, parts: dict[str, Any]) -> str:
+    """Deterministic cache key of one stage invocation."""
+    return f"{stage}-v{version}-{sha256_json(parts)[:32]}"
+
+
+def stage_task(
+    *,
+    stage: str,
+    version: int,
+    key_parts: Callable[[dict[str, Any]], dict[str, Any]],
+    outputs: Callable[[Any], list[str | Path]],
+    retries: int = 0,
+    allow_missing: Callable[[Path], bool] | None = None,
+    **task_options: Any,
+) -> Callable:
+    """Make a Prefect task whose cache follows DESIGN.md's contract.
+
+    Args:
+        stage: task name and key prefix.
+        version: the stage's STAGE_VERSION from facenet_core (bump when outputs would change).
+        key_parts: parameters -> the values that define the result (fingerprints, not paths).
+        outputs: the task's return value -> the files whose sha256 validates a later cache hit.
+        retries: retries with exponential backoff (I/O stages).
+        allow_missing: files that may legitimately vanish (checkpoints pruned by retention).
+    """
+
+    def key_of(parameters: dict[str, Any]) -> str:
+        return stage_key(stage, version, key_parts(parameters))
+
+    def cache_key_fn(context: Any, parameters: dict[str, Any]) -> str:
+        key = key_of(parameters)
+        workspace = parameters["workspace"]
+        if not outputs_still_valid(workspace, key, allow_missing):
+            (results_dir(workspace) / key).unlink(missing_ok=True)
+        return key
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def body(*args: Any, **kwargs: Any) -> Any:
+            bound = inspect.signature(fn).bind(*args, **kwargs)
+            bound.apply_defaults()
+            result = fn(*args, **kwargs)
+            record_outputs(bound.arguments["workspace"], key_of(dict(bound.arguments)), outputs(result))
+            return result
+
+        body.stage_key = key_of  # type: ignore[attr-defined]
+        return task(
+            body,
+            name=stage,
+            cache_key_fn=cache_key_fn,
+            persist_result=True,
+            retries=retries,
+            retry_delay_seconds=exponential_backoff(backoff_factor=2) if retries else 0,
+            **task_options,
+        )
+
+    return decorate
+
+
+def tree_fingerprint(root: str | Path, suffixes: tuple[str, ...] | None = None) -> str:
+    """Cheap content fingerprint of a folder: relative paths, sizes and mtimes of its files."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"folder {root} does not exist")
+    entries = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.name.startswith(".") and (suffixes is None or path.suffix.lower() in suffixes):
+            stat = path.stat()
+            entries.append((path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
+    return sha256_json(entries)
+
+
+def file_fingerprint(path: str | Path | None) -> str | None:
+    """sha256 of a file, None for no file."""
+    return sha256_file(path) if path else None

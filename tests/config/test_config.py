@@ -1,0 +1,83 @@
+"""The typed config: seed defaults, validation messages, presets, CLI flags, round trip."""
+
+import argparse
+
+import pytest
+
+from facenet_core.config import Config, load_config, save_config
+from facenet_core.config.cli_args import add_config_arguments, overrides_from_args
+from facenet_core.config.loading import ConfigError
+from facenet_core.workspace import Workspace, run_key
+
+
+def test_seed_defaults():
+    cfg = Config()
+    assert (cfg.epochs, cfg.iterations_per_epoch, cfg.batch_size) == (150, 5000, 544)
+    assert (cfg.model_architecture, cfg.embedding_dimension, cfg.image_size) == ("resnet34", 512, 140)
+    assert (cfg.optimizer, cfg.learning_rate, cfg.margin) == ("adagrad", 0.075, 0.2)
+    assert (cfg.num_human_identities_per_batch, cfg.lfw_batch_size, cfg.num_workers) == (32, 200, 4)
+    assert cfg.use_semihard_negatives is False and cfg.pretrained is False
+    assert cfg.normalize_mean == [0.6071, 0.4609, 0.3944]
+    assert cfg.normalize_std == [0.2457, 0.2175, 0.2129]
+
+
+def test_invalid_values_name_the_field():
+    with pytest.raises(ConfigError, match=r"optimizer: .*'sgd', 'adagrad', 'rmsprop' or 'adam'"):
+        load_config(None, {"optimizer": "lbfgs"})
+    with pytest.raises(ConfigError, match="image_size=60 is too small .* at least 75"):
+        load_config(None, {"model_architecture": "inceptionresnetv2", "image_size": 60})
+    with pytest.raises(ConfigError, match="unknown_field"):
+        load_config(None, {"unknown_field": 1})
+    with pytest.raises(ConfigError, match="train_pairs"):
+        load_config(None, {"eval_sets": [{"name": "v1", "root": "r", "pairs": "p", "protocol": "train_test"}]})
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    return overrides_from_args(parser.parse_args(argv))
+
+
+def test_cli_flags_seed_spelling_aliases_and_booleans():
+    overrides = _parse(
+        ["--image_size", "112", "--batch-size", "30", "--pretrained", "false", "--use_semihard_negatives"]
+    )
+    assert overrides == {"image_size": 112, "batch_size": 30, "pretrained": False, "use_semihard_negatives": True}
+    cfg = load_config(None, overrides)
+    assert cfg.pretrained is False and cfg.use_semihard_negatives is True
+
+
+def test_cli_lists_and_mappings():
+    overrides = _parse(["--normalize_mean", "0.5,0.5,0.5", "--lr_schedule", "{type: step, milestones: [85]}"])
+    cfg = load_config(None, overrides)
+    assert cfg.normalize_mean == [0.5, 0.5, 0.5]
+    assert cfg.lr_schedule.type == "step" and cfg.lr_schedule.milestones == [85]
+
+
+def test_preset_merge_and_round_trip(tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("epochs: 3\nlr_schedule: {type: step, milestones: [2], gamma: 0.5}\n")
+    cfg = load_config(preset, {"lr_schedule": {"milestones": [1]}})
+    assert cfg.epochs == 3 and cfg.lr_schedule.milestones == [1] and cfg.lr_schedule.gamma == 0.5
+    saved = save_config(cfg, tmp_path / "run" / "config.yaml")
+    assert load_config(saved) == cfg
+
+
+def test_missing_preset_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_run_key_ignores_learning_rate_but_not_margin():
+    base = Config()
+    assert run_key(base, "fp") == run_key(base.model_copy(update={"learning_rate": 0.01}), "fp")
+    assert run_key(base, "fp") != run_key(base.model_copy(update={"margin": 0.3}), "fp")
+    assert run_key(base, "fp") != run_key(base, "other-manifest")
+    assert run_key(base.model_copy(update={"run_name": "mine"}), "fp") == "mine"
+
+
+def test_workspace_layout(tmp_path):
+    ws = Workspace(tmp_path).ensure()
+    for name in ("downloads", "raw", "cropped", "manifests", "runs", "prefect-results"):
+        assert (tmp_path / name).is_dir()
+    assert ws.mlflow_db == tmp_path / "mlflow.db"
