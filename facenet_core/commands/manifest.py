@@ -1,0 +1,49 @@
+"""`facenet manifest DATAROOT --out FILE.parquet`: scan identity folders into the Parquet manifest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from facenet_core.data.manifest import build_manifest
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "manifest",
+        help="scan <root>/<identity>/<image> into a Parquet manifest",
+        description=(
+            "Scan a dataset root of identity folders into a Parquet manifest (path, identity, label, width, "
+            "height, bytes), with <stem>.rejects.parquet and <stem>.summary.json beside it."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("dataroot", help="folder of identity folders")
+    parser.add_argument("--out", required=True, help="manifest file to write (.parquet)")
+    parser.add_argument(
+        "--identities_file", "--identities-file", default=None, help="keep only the identities listed (one per line)"
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="trust extensions: read only image headers instead of decoding"
+    )
+    parser.add_argument("--dedupe", action="store_true", help="drop byte-identical duplicates (reads every byte)")
+    parser.add_argument("--workers", type=int, default=None, help="scan processes (default: one per CPU core)")
+    parser.add_argument("--no_progress", "--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = build_manifest(
+        args.dataroot,
+        args.out,
+        identities_file=args.identities_file,
+        validate=not args.fast,
+        dedupe=args.dedupe,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    shown = {k: v for k, v in summary.items() if k not in ("empty_identities", "missing_identities")}
+    shown["empty_identities"] = len(summary["empty_identities"])
+    shown["missing_identities"] = len(summary["missing_identities"])
+    print(json.dumps(shown, indent=2))
+    return 0

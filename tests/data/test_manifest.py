@@ -1,0 +1,157 @@
+"""Manifest: schema, order, labels, rejects, identities filter, duplicates, fingerprint, reader, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from facenet_core.data.manifest import build_manifest, manifest_fingerprint, read_manifest, sidecar_paths
+from flows.cli import main as facenet
+
+from .conftest import write_image
+
+
+@pytest.fixture
+def messy_root(image_tree, tmp_path):
+    """Identities out of order, dotted stems, a corrupt, a truncated and a non-image file, an empty folder."""
+    root = image_tree({"zoe": 2, "adam": 3, "mia lee": 1})
+    write_image(root / "adam" / "adam.v2.final.jpg", value=99)
+    (root / "zoe" / "notes.txt").write_text("not an image")
+    (root / "zoe" / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    good = (root / "mia lee" / "mia lee_0000.png").read_bytes()
+    (root / "mia lee" / "cut.png").write_bytes(good[: len(good) // 2])
+    (root / "empty").mkdir()
+    (root / ".shards").mkdir()
+    write_image(root / ".shards" / "hidden.png")
+    write_image(root / "stray.png")
+    return root
+
+
+def test_schema_order_labels_and_metadata(messy_root, tmp_path):
+    out = tmp_path / "m.parquet"
+    summary = build_manifest(messy_root, out, workers=1, progress=False)
+    table = pq.read_table(out)
+    assert [f.name for f in table.schema] == ["path", "identity", "label", "width", "height", "bytes"]
+    assert [str(f.type) for f in table.schema] == ["string", "string", "int32", "int32", "int32", "int64"]
+    rows = table.to_pylist()
+    assert [r["path"] for r in rows] == [
+        "adam/adam.v2.final.jpg",
+        "adam/adam_0000.png",
+        "adam/adam_0001.png",
+        "adam/adam_0002.png",
+        "mia lee/mia lee_0000.png",
+        "zoe/zoe_0000.png",
+        "zoe/zoe_0001.png",
+    ]
+    assert [r["label"] for r in rows] == [0, 0, 0, 0, 1, 2, 2]
+    assert {r["identity"] for r in rows if r["label"] == 1} == {"mia lee"}
+    assert all(r["width"] == 8 and r["height"] == 6 for r in rows)
+    assert rows[1]["bytes"] == (messy_root / rows[1]["path"]).stat().st_size
+    metadata = table.schema.metadata
+    assert metadata[b"facenet.root"].decode() == str(messy_root.resolve())
+    assert metadata[b"facenet.fingerprint"].decode() == summary["fingerprint"] == manifest_fingerprint(out)
+    assert summary["num_images"] == 7 and summary["num_identities"] == 3
+    assert summary["empty_identities"] == ["empty"]
+    assert summary["num_ignored_files"] == 1
+
+
+def test_rejects_and_summary_files(messy_root, tmp_path):
+    out = tmp_path / "m.parquet"
+    build_manifest(messy_root, out, workers=1, progress=False)
+    rejects_path, summary_path = sidecar_paths(out)
+    table = pq.read_table(rejects_path).to_pydict()
+    rejects = dict(zip(table["path"], table["reason"], strict=True))
+    assert set(rejects) == {"zoe/broken.jpg", "mia lee/cut.png", "empty/"}
+    assert rejects["zoe/broken.jpg"].startswith("unreadable")
+    assert rejects["empty/"].startswith("empty identity folder")
+    summary = json.loads(summary_path.read_text())
+    assert summary["num_rejected"] == 2 and summary["rejected_by_reason"]["unreadable"] == 2
+
+
+def test_fast_mode_reads_headers_only(messy_root, tmp_path):
+    summary = build_manifest(messy_root, tmp_path / "f.parquet", validate=False, workers=1, progress=False)
+    paths = pq.read_table(tmp_path / "f.parquet", columns=["path"]).column("path").to_pylist()
+    assert "mia lee/cut.png" in paths  # header intact: only a full decode finds the truncation
+    assert "zoe/broken.jpg" not in paths
+    assert summary["num_images"] == 8
+
+
+def test_identities_file_restricts_and_reports_missing(messy_root, tmp_path):
+    listed = tmp_path / "people.txt"
+    listed.write_text("# wanted\nzoe\nmia lee\n\nnobody\n")
+    summary = build_manifest(messy_root, tmp_path / "m.parquet", identities_file=listed, workers=1, progress=False)
+    manifest = read_manifest(tmp_path / "m.parquet")
+    assert manifest.identities == ["mia lee", "zoe"]
+    assert summary["missing_identities"] == ["nobody"]
+    with pytest.raises(FileNotFoundError, match="identities file"):
+        build_manifest(messy_root, tmp_path / "x.parquet", identities_file=tmp_path / "absent.txt", progress=False)
+
+
+def test_dedupe_keeps_the_first_copy_in_sorted_order(image_tree, tmp_path):
+    root = image_tree({"a": 2, "b": 2})
+    shutil.copy(root / "b" / "b_0001.png", root / "a" / "z_copy.png")
+    shutil.copy(root / "a" / "a_0000.png", root / "a" / "a_0000_again.png")
+    out = tmp_path / "m.parquet"
+    summary = build_manifest(root, out, dedupe=True, workers=1, progress=False)
+    paths = pq.read_table(out).column("path").to_pylist()
+    assert paths == ["a/a_0000.png", "a/a_0001.png", "a/z_copy.png", "b/b_0000.png"]
+    rejects = pq.read_table(sidecar_paths(out)[0]).to_pydict()
+    assert dict(zip(rejects["path"], rejects["reason"], strict=True)) == {
+        "a/a_0000_again.png": "duplicate of a/a_0000.png",
+        "b/b_0001.png": "duplicate of a/z_copy.png",
+    }
+    assert summary["num_duplicates"] == 2
+    without = build_manifest(root, tmp_path / "n.parquet", workers=1, progress=False)
+    assert without["num_images"] == 6
+
+
+def test_reader_arrays_and_paths(messy_root, tmp_path):
+    out = tmp_path / "m.parquet"
+    build_manifest(messy_root, out, workers=2, progress=False)
+    manifest = read_manifest(out)
+    assert manifest.labels.dtype == np.int32 and manifest.labels.tolist() == [0, 0, 0, 0, 1, 2, 2]
+    assert manifest.offsets.tolist() == [0, 4, 5, 7]
+    assert manifest.identities == ["adam", "mia lee", "zoe"]
+    assert manifest.num_images == 7
+    assert manifest.path(0) == "adam/adam.v2.final.jpg"
+    assert manifest.abspath(4) == messy_root.resolve() / "mia lee" / "mia lee_0000.png"
+    assert manifest.abspath(4).is_file()
+
+
+def test_fingerprint_follows_content_not_location(image_tree, tmp_path):
+    root = image_tree({"a": 2, "b": 1})
+    first = build_manifest(root, tmp_path / "1.parquet", workers=1, progress=False)["fingerprint"]
+    moved = shutil.copytree(root, tmp_path / "elsewhere")
+    assert build_manifest(moved, tmp_path / "2.parquet", workers=1, progress=False)["fingerprint"] == first
+    write_image(moved / "b" / "b_0001.png", value=50)
+    assert build_manifest(moved, tmp_path / "3.parquet", workers=1, progress=False)["fingerprint"] != first
+
+
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a folder of identity folders"):
+        build_manifest(tmp_path / "absent", tmp_path / "m.parquet", progress=False)
+    (tmp_path / "root" / "empty").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no usable image"):
+        build_manifest(tmp_path / "root", tmp_path / "m.parquet", progress=False)
+    with pytest.raises(FileNotFoundError, match="facenet manifest"):
+        read_manifest(tmp_path / "absent.parquet")
+
+
+def test_cli_manifest_then_triplets(image_tree, tmp_path, capsys):
+    root = image_tree({"a": 2, "b": 2, "c": 1})
+    out = tmp_path / "m.parquet"
+    assert facenet(["manifest", str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] == 5
+    npy = tmp_path / "epoch_3.npy"
+    args = ["triplets", "--manifest", str(out), "--epoch", "3", "--out", str(npy), "--batch-size", "6"]
+    assert facenet([*args, "--iterations_per_epoch", "2", "--num_human_identities_per_batch", "3"]) == 0
+    meta = json.loads(npy.with_suffix(".json").read_text())
+    assert meta["manifest_fingerprint"] == manifest_fingerprint(out)
+    assert (meta["epoch"], meta["batch_size"], meta["iterations_per_epoch"]) == (3, 6, 2)
+    assert np.load(npy).shape == (12, 3)
+    assert facenet([*args, "--num_human_identities_per_batch", "4"]) == 2
+    assert "exceeds the 3 identities" in capsys.readouterr().err
