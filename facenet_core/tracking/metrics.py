@@ -1,0 +1,200 @@
+"""Metric and artifact logging that survives a tracking outage.
+
+Training must not stop because the tracking server is down. Every call tries MLflow; when it
+fails, a warning is logged and the records are appended to `<run_dir>/mlflow-buffer.jsonl`;
+for `RETRY_AFTER_S` seconds after a failure the server is not tried again (no stall per step).
+The next successful call, or `replay_metrics`, logs the buffer into the run with its original
+timestamps and steps, then removes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from facenet_core.fileio import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+BUFFER_NAME = "mlflow-buffer.jsonl"
+RETRY_AFTER_S = 60.0
+METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+
+_lock = threading.Lock()
+_down_since: dict[str, float] = {}
+
+
+def buffer_path(run_dir: str | os.PathLike) -> Path:
+    """The JSONL file holding records not yet logged to MLflow."""
+    return Path(run_dir) / BUFFER_NAME
+
+
+def _scalars(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Real-valued entries as floats; arrays, strings and None are not metrics and are left out."""
+    out = {}
+    for name, value in metrics.items():
+        if isinstance(value, numbers.Real) or (hasattr(value, "item") and getattr(value, "size", 0) == 1):
+            out[f"{prefix}{name}"] = float(value)
+    return out
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _append_buffer(run_dir: str | os.PathLike, records: list[dict]) -> None:
+    path = buffer_path(run_dir)
+    with _lock:
+        existing = path.read_text(encoding="utf-8") if path.exists() else ""
+        added = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
+        atomic_write_text(path, existing + added)
+
+
+def _read_buffer(path: Path) -> list[dict]:
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: line {number} is not JSON ({exc}); fix or remove that line") from exc
+    return records
+
+
+def _apply(client: Any, run_id: str, record: dict) -> None:
+    """Log one buffered record (a metrics dict at one step, or a list of artifact paths)."""
+    from mlflow.entities import Metric
+
+    if record["kind"] == "metrics":
+        metrics = [Metric(k, v, record["timestamp"], record["step"]) for k, v in record["metrics"].items()]
+        for start in range(0, len(metrics), METRICS_PER_BATCH):
+            client.log_batch(run_id, metrics=metrics[start : start + METRICS_PER_BATCH])
+    elif record["kind"] == "artifacts":
+        for item in map(Path, record["paths"]):
+            if item.is_dir():
+                client.log_artifacts(run_id, str(item), record.get("artifact_path"))
+            elif item.exists():
+                client.log_artifact(run_id, str(item), record.get("artifact_path"))
+            else:
+                log.warning("MLflow: artifact %s no longer exists; not logged", item)
+    else:
+        raise ValueError(f"unknown buffered record kind {record['kind']!r}")
+
+
+def _is_caller_error(exc: Exception) -> bool:
+    """A request MLflow rejected as invalid: a bug to raise, not an outage to buffer."""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException) and exc.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def replay_metrics(run_dir: str | os.PathLike, run_id: str, tracking_uri: str | None = None) -> int:
+    """Log every buffered record of `run_dir` into run `run_id`; returns how many were logged.
+
+    The buffer shrinks after each logged record, so a replay interrupted by another outage
+    resumes where it stopped; it is removed once empty.
+    """
+    from mlflow import MlflowClient
+
+    path = buffer_path(run_dir)
+    if not path.exists():
+        return 0
+    records = _read_buffer(path)
+    client = MlflowClient(tracking_uri)
+    for done, record in enumerate(records, start=1):
+        _apply(client, run_id, record)
+        with _lock:
+            rest = records[done:]
+            if rest:
+                atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rest))
+            else:
+                path.unlink(missing_ok=True)
+    log.info("MLflow: replayed %d buffered records from %s into run %s", len(records), path, run_id)
+    return len(records)
+
+
+def _send(run_id: str | None, records: list[dict], run_dir: str | os.PathLike, tracking_uri: str | None) -> bool:
+    """Log `records` now, or buffer them when there is no run or MLflow is unreachable."""
+    import mlflow
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    failed_at = _down_since.get(uri)
+    if run_id is None or (failed_at is not None and time.monotonic() - failed_at < RETRY_AFTER_S):
+        _append_buffer(run_dir, records)
+        return False
+    try:
+        replay_metrics(run_dir, run_id, uri)
+        client = mlflow.MlflowClient(uri)
+        for record in records:
+            _apply(client, run_id, record)
+    except Exception as exc:
+        if _is_caller_error(exc):
+            raise
+        _down_since[uri] = time.monotonic()
+        log.warning(
+            "MLflow at %s is unreachable (%s); buffering to %s, training goes on "
+            "(replay later with facenet_core.tracking.metrics.replay_metrics)",
+            uri,
+            exc,
+            buffer_path(run_dir),
+        )
+        _append_buffer(run_dir, records)
+        return False
+    _down_since.pop(uri, None)
+    return True
+
+
+def log_step_metrics(
+    run_id: str | None,
+    metrics: Mapping[str, Any],
+    step: int,
+    *,
+    run_dir: str | os.PathLike,
+    tracking_uri: str | None = None,
+) -> bool:
+    """Log training metrics (e.g. train/loss, train/learning_rate) at a global step.
+
+    Returns True when logged, False when buffered under `run_dir`.
+    """
+    record = {"kind": "metrics", "metrics": _scalars(metrics), "step": int(step), "timestamp": _now_ms()}
+    return _send(run_id, [record], run_dir, tracking_uri)
+
+
+def log_epoch_metrics(
+    run_id: str | None,
+    epoch: int,
+    set_name: str,
+    metrics: Mapping[str, Any],
+    *,
+    run_dir: str | os.PathLike,
+    tracking_uri: str | None = None,
+) -> bool:
+    """Log one evaluation's metrics as `<set_name>/<metric>` at step `epoch`."""
+    record = {
+        "kind": "metrics",
+        "metrics": _scalars(metrics, prefix=f"{set_name}/"),
+        "step": int(epoch),
+        "timestamp": _now_ms(),
+    }
+    return _send(run_id, [record], run_dir, tracking_uri)
+
+
+def log_artifacts(
+    run_id: str | None,
+    paths: Iterable[str | os.PathLike],
+    *,
+    run_dir: str | os.PathLike,
+    artifact_path: str | None = None,
+    tracking_uri: str | None = None,
+) -> bool:
+    """Upload files or folders (ROC and accuracy plots, the metrics table) under `artifact_path`."""
+    record = {"kind": "artifacts", "paths": [str(Path(p).resolve()) for p in paths], "artifact_path": artifact_path}
+    return _send(run_id, [record], run_dir, tracking_uri)

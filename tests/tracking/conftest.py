@@ -1,0 +1,27 @@
+"""Shared fixtures: a config whose workspace (and so its SQLite MLflow store) lives in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facenet_core.config.schema import Config, EvalSet
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    """A small mobilenetv2 recipe with one kfold10 eval set, tracked under tmp_path/workspace."""
+    return Config(
+        workspace=str(tmp_path / "workspace"),
+        model_architecture="mobilenetv2",
+        embedding_dimension=16,
+        image_size=32,
+        eval_sets=[EvalSet(name="lfw", root=str(tmp_path / "lfw"), pairs=str(tmp_path / "pairs.txt"))],
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests pick their own stores: a user's MLFLOW_TRACKING_URI must not leak in."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
