@@ -1,0 +1,142 @@
+"""insightface-style RecordIO packs (glint360k, MS1M, CASIA repacks) into identity folders.
+
+Such a pack starts with a header record (flag > 0, labels = [first identity record, end]) and ends
+with one record per identity (labels = its image range); both carry no image and are skipped.
+Every image record becomes `id_<label>/<label>_<key>.<ext>`, its key taken from the .idx (the
+record's ordinal without one). Unpacking is resumable: progress (byte offset reached) is saved
+every few thousand records and a marker `.unpacked.json` is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from tqdm import tqdm
+
+from facenet_core.data.recordio import RecordIOReader, read_index, unpack_record
+from facenet_core.fileio import atomic_write_bytes, atomic_write_json
+
+MARKER = ".unpacked.json"
+PROGRESS = ".unpack_progress.json"
+IMAGE_SIGNATURES = {b"\xff\xd8\xff": "jpg", b"\x89PNG": "png", b"BM": "bmp"}
+
+
+class ImageRecord(NamedTuple):
+    """One image of a pack: where it starts, its ordinal among all records, label, key, bytes."""
+
+    offset: int
+    ordinal: int
+    label: int
+    key: int
+    data: bytes
+
+
+def image_extension(data: bytes) -> str | None:
+    """'jpg', 'png' or 'bmp' from the leading bytes; None when the bytes are no known image."""
+    for signature, extension in IMAGE_SIGNATURES.items():
+        if data.startswith(signature):
+            return extension
+    return None
+
+
+def _source_identity(rec: Path) -> dict:
+    info = rec.stat()
+    return {"rec": rec.name, "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def iter_images(
+    rec_path: str | os.PathLike,
+    idx_path: str | os.PathLike | None = None,
+    *,
+    start: int = 0,
+    ordinal: int = 0,
+    errors: list | None = None,
+) -> Iterator[ImageRecord]:
+    """Every image record from byte `start` (whose record ordinal is `ordinal`); metadata skipped.
+
+    Corrupt records are appended to `errors` as [offset, message] and skipped.
+    """
+    errors = errors if errors is not None else []
+    keys = offsets = None
+    if idx_path is not None and Path(idx_path).is_file():
+        keys, offsets = read_index(idx_path)
+    with RecordIOReader(rec_path) as reader:
+        for offset, data in reader.records(start, on_error=lambda at, msg: errors.append([at, msg])):
+            key = number = ordinal
+            ordinal += 1
+            if offsets is not None:
+                row = int(np.searchsorted(offsets, offset))
+                if row < len(offsets) and offsets[row] == offset:
+                    key = int(keys[row])
+            try:
+                header, image = unpack_record(data)
+            except ValueError as error:
+                errors.append([offset, str(error)])
+                continue
+            if not image:
+                continue
+            label = header.label[0] if isinstance(header.label, np.ndarray) else header.label
+            yield ImageRecord(offset, number, int(label), key, image)
+
+
+def unpack_recordio(
+    rec_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    idx_path: str | os.PathLike | None = None,
+    progress: bool = True,
+    checkpoint_every: int = 5000,
+) -> dict:
+    """Write every image of a .rec into identity folders under `out_dir`; returns the summary.
+
+    `idx_path` defaults to the .idx beside the .rec. Already unpacked (marker matches) -> the
+    recorded summary; an interrupted run continues from its last saved offset.
+    """
+    rec, out = Path(rec_path), Path(out_dir)
+    if not rec.is_file():
+        raise FileNotFoundError(f"RecordIO file {rec} not found")
+    idx = Path(idx_path) if idx_path else rec.with_suffix(".idx")
+    source = _source_identity(rec)
+    marker = out / MARKER
+    if marker.is_file():
+        summary = json.loads(marker.read_text())
+        if summary.get("source") == source:
+            return summary
+    state = {"source": source, "offset": 0, "ordinal": 0, "images": 0, "errors": []}
+    if (out / PROGRESS).is_file():
+        saved = json.loads((out / PROGRESS).read_text())
+        if saved.get("source") == source:
+            state = saved
+    out.mkdir(parents=True, exist_ok=True)
+    made: set[int] = set()
+    errors = state["errors"]
+    bar = tqdm(total=rec.stat().st_size, initial=state["offset"], unit="B", unit_scale=True, disable=not progress)
+    images = iter_images(rec, idx, start=state["offset"], ordinal=state["ordinal"], errors=errors)
+    for count, record in enumerate(images, start=1):
+        extension = image_extension(record.data)
+        if extension is None:
+            errors.append([record.offset, "payload is not a JPEG/PNG/BMP image"])
+            continue
+        folder = out / f"id_{record.label}"
+        if record.label not in made:
+            folder.mkdir(exist_ok=True)
+            made.add(record.label)
+        atomic_write_bytes(folder / f"{record.label}_{record.key}.{extension}", record.data)
+        state["images"] += 1
+        bar.update(record.offset - bar.n)
+        if count % checkpoint_every == 0:
+            # Resuming rereads this record, so the saved count leaves it out.
+            saved = {**state, "offset": record.offset, "ordinal": record.ordinal, "images": state["images"] - 1}
+            atomic_write_json(out / PROGRESS, saved)
+    bar.close()
+    identities = sum(1 for entry in out.iterdir() if entry.is_dir())
+    errors = [list(error) for error in sorted({tuple(error) for error in errors})]
+    summary = {"source": source, "images": state["images"], "identities": identities, "errors": errors}
+    atomic_write_json(marker, summary)
+    (out / PROGRESS).unlink(missing_ok=True)
+    return summary
