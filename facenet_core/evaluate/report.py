@@ -1,0 +1,198 @@
+"""Evaluate a model on a pairs set and record the result: log line, metrics table, plots."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from facenet_core.evaluate.embed import embed_images, pair_distances
+from facenet_core.evaluate.metrics import ROC_THRESHOLDS, PairMetrics, kfold_metrics, train_test_metrics
+from facenet_core.evaluate.pairs import ResolvedPairs, filter_people, read_pairs, read_people, resolve_pairs
+from facenet_core.evaluate.plots import plot_accuracy, plot_roc
+from facenet_core.fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+# Bump when evaluation output would change for the same checkpoint and eval set.
+STAGE_VERSION = 1
+METRICS_TABLE = "metrics.parquet"
+PROTOCOLS = ("kfold10", "train_test")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Summary metrics plus the fold-averaged ROC curve and the images that were left out."""
+
+    metrics: dict[str, float]
+    fpr: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray = field(default_factory=lambda: ROC_THRESHOLDS.copy())
+    folds: dict[str, np.ndarray] = field(default_factory=dict)
+    missing_images: list[str] = field(default_factory=list)
+
+
+class ReportPaths(NamedTuple):
+    """Files written for one evaluation (the table and accuracy plot are shared across epochs)."""
+
+    metrics: Path
+    roc: Path
+    accuracy: Path
+
+
+def _field(eval_set: Any, name: str, default: Any = None) -> Any:
+    if isinstance(eval_set, Mapping):
+        return eval_set.get(name, default)
+    return getattr(eval_set, name, default)
+
+
+def _load_pairs(pairs_file: str, root: str, people_file: str | None) -> ResolvedPairs:
+    pairs = read_pairs(pairs_file)
+    if people_file:
+        pairs = filter_people(pairs, read_people(people_file))
+    resolved = resolve_pairs(pairs, root)
+    if resolved.missing_pairs:
+        log.warning(
+            "%s: %d pairs left out, %d images missing under %s (e.g. %s)",
+            pairs_file,
+            resolved.missing_pairs,
+            len(resolved.missing_images),
+            root,
+            ", ".join(resolved.missing_images[:3]),
+        )
+    return resolved
+
+
+def evaluate_model(
+    model: nn.Module,
+    eval_set: Any,
+    *,
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int,
+    device: str = "auto",
+    distance_metric: str = "euclidean",
+    flip_tta: bool = False,
+    num_workers: int = 0,
+) -> EvalResult:
+    """Evaluate `model` on an eval set (an EvalSet, a mapping or any object with its fields).
+
+    Fields: root (image folder), pairs, protocol (kfold10 | train_test), train_pairs (train_test
+    only), people_file (keeps only pairs of listed people; applied to `pairs`, not to
+    `train_pairs`, whose people are disjoint in View 1). Every image is embedded once; pairs
+    with a missing or unreadable image are left out and counted in `missing_pairs`.
+    """
+    protocol = _field(eval_set, "protocol", "kfold10")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    root = str(_field(eval_set, "root"))
+    sets = [_load_pairs(str(_field(eval_set, "pairs")), root, _field(eval_set, "people_file"))]
+    if protocol == "train_test":
+        train_pairs = _field(eval_set, "train_pairs")
+        if not train_pairs:
+            raise ValueError("protocol train_test needs train_pairs (pairsDevTrain.txt)")
+        sets.append(_load_pairs(str(train_pairs), root, None))
+
+    images = [path for s in sets for path in s.images]
+    unique = {path: i for i, path in enumerate(dict.fromkeys(images))}
+    embeddings = embed_images(
+        model,
+        list(unique),
+        image_size=image_size,
+        mean=mean,
+        std=std,
+        batch_size=batch_size,
+        device=device,
+        flip_tta=flip_tta,
+        num_workers=num_workers,
+    )
+    unreadable = sorted(f"{path.parent.name}/{path.stem}" for path, i in unique.items() if np.isnan(embeddings[i, 0]))
+    per_set = []
+    for s in sets:
+        remap = np.array([unique[path] for path in s.images], dtype=np.int64)
+        left, right = remap[s.left], remap[s.right]
+        readable = ~np.isnan(embeddings[left, 0]) & ~np.isnan(embeddings[right, 0])
+        distances = pair_distances(embeddings, left[readable], right[readable], distance_metric)
+        per_set.append((s.pairs.select(readable), distances, s.missing_pairs + int((~readable).sum())))
+
+    test_pairs, test_d, test_missing = per_set[0]
+    if protocol == "kfold10":
+        metrics = kfold_metrics(test_d, test_pairs.issame, test_pairs.folds(10))
+        missing = test_missing
+    else:
+        train_set, train_d, train_missing = per_set[1]
+        metrics = train_test_metrics(train_d, train_set.issame, test_d, test_pairs.issame)
+        missing = test_missing + train_missing
+    summary = metrics.summary()
+    summary["num_pairs"] = len(test_pairs)
+    summary["missing_pairs"] = missing
+    missing_images = sorted({name for s in sets for name in s.missing_images} | set(unreadable))
+    return EvalResult(
+        metrics=summary,
+        fpr=metrics.fpr,
+        tpr=metrics.tpr,
+        folds=_fold_arrays(metrics),
+        missing_images=missing_images,
+    )
+
+
+def _fold_arrays(metrics: PairMetrics) -> dict[str, np.ndarray]:
+    keys = ("accuracy", "precision", "recall", "thresholds", "tar", "far")
+    return {key: getattr(metrics, key) for key in keys}
+
+
+def format_log_line(epoch: int | None, set_name: str, metrics: Mapping[str, float]) -> str:
+    """One line in the seed's style: accuracy ± std, precision, recall, AUC, threshold, TAR@FAR."""
+    head = f"Epoch {epoch} " if epoch is not None else ""
+    return (
+        f"{head}{set_name}: Accuracy {metrics['accuracy']:.4f}+-{metrics['accuracy_std']:.4f}\t"
+        f"Precision {metrics['precision']:.4f}+-{metrics['precision_std']:.4f}\t"
+        f"Recall {metrics['recall']:.4f}+-{metrics['recall_std']:.4f}\t"
+        f"ROC Area Under Curve: {metrics['roc_auc']:.4f}\t"
+        f"Best distance threshold: {metrics['best_distance_threshold']:.2f}+-{metrics['threshold_std']:.2f}\t"
+        f"TAR: {metrics['tar_at_far']:.4f}+-{metrics['tar_at_far_std']:.4f} @ FAR: {metrics['far']:.4f}"
+    )
+
+
+def read_metrics_table(report_dir: str | os.PathLike) -> pd.DataFrame:
+    """The run's metrics table (one row per epoch and set), empty when nothing was evaluated yet."""
+    path = Path(report_dir) / METRICS_TABLE
+    if not path.is_file():
+        return pd.DataFrame({"epoch": pd.Series(dtype="int64"), "set": pd.Series(dtype="str")})
+    return pd.read_parquet(path)
+
+
+def write_epoch_report(report_dir: str | os.PathLike, epoch: int, set_name: str, result: EvalResult) -> ReportPaths:
+    """Record one evaluation: its row in metrics.parquet (replacing an earlier one for the same
+    epoch and set), roc_<set>_epoch_<e>.png, and accuracy_<set>.png over all epochs so far."""
+    report_dir = Path(report_dir)
+    row = {"epoch": int(epoch), "set": set_name, **{k: float(v) for k, v in result.metrics.items()}}
+    table = read_metrics_table(report_dir)
+    table = table[~((table["epoch"] == epoch) & (table["set"] == set_name))]
+    rows = pd.DataFrame([row]) if table.empty else pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+    table = rows.sort_values(["set", "epoch"]).reset_index(drop=True)
+    metrics_path = report_dir / METRICS_TABLE
+    with atomic_path(metrics_path) as tmp:
+        table.to_parquet(tmp, index=False)
+
+    roc_path = report_dir / f"roc_{set_name}_epoch_{epoch}.png"
+    plot_roc(roc_path, result.fpr, result.tpr, result.metrics["roc_auc"], title=f"ROC {set_name}, epoch {epoch}")
+    history = table[table["set"] == set_name]
+    accuracy_path = report_dir / f"accuracy_{set_name}.png"
+    plot_accuracy(
+        accuracy_path,
+        history["epoch"].to_numpy(),
+        history["accuracy"].to_numpy(),
+        history["accuracy_std"].to_numpy(),
+        title=f"{set_name} accuracy",
+    )
+    log.info(format_log_line(epoch, set_name, result.metrics))
+    return ReportPaths(metrics=metrics_path, roc=roc_path, accuracy=accuracy_path)
