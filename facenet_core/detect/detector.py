@@ -1,0 +1,177 @@
+"""Batched MTCNN face detection with the reference pipeline's numerics.
+
+Every stage runs over a whole batch of images: pyramid levels of the same index share one P-Net
+pass (zero-padded to a common size, masked so padding never changes a valid cell), and the R-Net
+and O-Net candidates of all images go through their network together. Box arithmetic, NMS and
+resampling run in numpy/OpenCV on the CPU exactly as the reference does; the networks run on
+`device`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from facenet_core.detect import boxes as bx
+from facenet_core.detect.nets import ONet, PNet, RNet
+from facenet_core.detect.nms import nms
+from facenet_core.detect.resize import candidate_crops, level_size, pyramid_scales, resample
+
+NORM_MEAN = 127.5
+NORM_SCALE = 0.0078125
+NET_CHUNK = 4096
+PNET_PIXELS = 8_000_000
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Faces found in one image: boxes (N, 5: x1, y1, x2, y2, score), points (N, 10: x1..x5, y1..y5)."""
+
+    boxes: np.ndarray
+    points: np.ndarray
+
+
+def _empty() -> Faces:
+    return Faces(np.empty((0, 5)), np.empty((0, 10)))
+
+
+def _normalise(batch: np.ndarray) -> torch.Tensor:
+    """Float64 (N, H, W, 3) pixels -> float32 NCHW network input, rounded as the reference feeds it."""
+    return torch.from_numpy(((batch - NORM_MEAN) * NORM_SCALE).astype(np.float32)).permute(0, 3, 1, 2)
+
+
+def _chunks_by_pixels(members: list) -> list[list]:
+    """Split (size, index) pairs, sorted by size, so no P-Net batch exceeds PNET_PIXELS padded pixels."""
+    chunks: list[list] = [[]]
+    for member in members:
+        (h, w), _ = member
+        padded = (len(chunks[-1]) + 1) * h * w
+        if chunks[-1] and padded > PNET_PIXELS:
+            chunks.append([])
+        chunks[-1].append(member)
+    return chunks
+
+
+def _pnet_out_size(size: int) -> int:
+    return -(-(size - 2) // 2) - 4
+
+
+class MTCNN:
+    """The three MTCNN networks plus the reference detection pipeline, for batches of RGB uint8 images."""
+
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        min_face_size: float = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+    ) -> None:
+        self.device = torch.device(device)
+        self.min_face_size = min_face_size
+        self.thresholds = thresholds
+        self.factor = factor
+        self.pnet, self.rnet, self.onet = (net().to(self.device).eval() for net in (PNet, RNet, ONet))
+
+    @torch.inference_mode()
+    def detect(self, images: list[np.ndarray]) -> list[Faces]:
+        """Faces of each (H, W, 3) uint8 RGB image, in the reference's order and values."""
+        proposals = self._stage_one(images)
+        refined = self._stage_two(images, proposals)
+        return self._stage_three(images, refined)
+
+    def _stage_one(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        scales = [pyramid_scales(*img.shape[:2], self.min_face_size, self.factor) for img in images]
+        found: list[list[np.ndarray]] = [[] for _ in images]
+        for level in range(max((len(s) for s in scales), default=0)):
+            members = sorted(
+                (level_size(*images[i].shape[:2], s[level]), i) for i, s in enumerate(scales) if len(s) > level
+            )
+            for chunk in _chunks_by_pixels(members):
+                self._pnet_level(images, [i for _, i in chunk], [size for size, _ in chunk], scales, level, found)
+        out = []
+        for cells in found:
+            if not cells:
+                out.append(np.empty((0, 5)))
+                continue
+            cells = np.vstack(cells)
+            cells = cells[nms(cells, 0.7, "union")]
+            out.append(bx.truncate(bx.square(bx.regress_proposals(cells))))
+        return out
+
+    def _pnet_level(
+        self,
+        images: list[np.ndarray],
+        members: list[int],
+        sizes: list[tuple[int, int]],
+        scales: list[list[float]],
+        level: int,
+        found: list[list[np.ndarray]],
+    ) -> None:
+        height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
+        batch = np.zeros((len(members), height, width, 3), dtype=np.uint8)
+        for row, (i, (h, w)) in enumerate(zip(members, sizes, strict=True)):
+            batch[row, :h, :w] = resample(images[i], h, w)
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
+        x = (x - NORM_MEAN) * NORM_SCALE
+        ragged = any(s != (height, width) for s in sizes)
+        valid = torch.tensor(sizes, device=self.device) if ragged else None
+        reg, prob = (t.cpu().numpy() for t in self.pnet(x, valid))
+        for row, (i, (h, w)) in enumerate(zip(members, sizes, strict=True)):
+            oh, ow = _pnet_out_size(h), _pnet_out_size(w)
+            scale = scales[i][level]
+            cells = bx.proposals(prob[row, 1, :oh, :ow], reg[row, :, :oh, :ow], scale, self.thresholds[0])
+            keep = nms(cells, 0.5, "union")
+            if keep.size:
+                found[i].append(cells[keep])
+
+    def _run(self, net: torch.nn.Module, crops: np.ndarray) -> list[np.ndarray]:
+        outputs = []
+        for start in range(0, crops.shape[0], NET_CHUNK):
+            x = _normalise(crops[start : start + NET_CHUNK]).to(self.device)
+            outputs.append([t.float().cpu().numpy() for t in net(x)])
+        return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
+
+    def _crops(self, images: list[np.ndarray], candidates: list[np.ndarray], size: int) -> tuple[np.ndarray, list]:
+        crops = [candidate_crops(img, c, size) for img, c in zip(images, candidates, strict=True) if c.shape[0]]
+        bounds = np.cumsum([0] + [c.shape[0] for c in candidates])
+        return (np.concatenate(crops) if crops else np.empty((0, size, size, 3))), bounds
+
+    def _stage_two(self, images: list[np.ndarray], candidates: list[np.ndarray]) -> list[np.ndarray]:
+        crops, bounds = self._crops(images, candidates, 24)
+        if crops.shape[0] == 0:
+            return candidates
+        reg, prob = self._run(self.rnet, crops)
+        out = []
+        for k, boxes in enumerate(candidates):
+            score, offsets = prob[bounds[k] : bounds[k + 1], 1], reg[bounds[k] : bounds[k + 1]]
+            passed = score > self.thresholds[1]
+            kept = np.hstack([boxes[passed, 0:4], score[passed, None]])
+            offsets = offsets[passed]
+            if kept.shape[0]:
+                pick = nms(kept, 0.7, "union")
+                kept = bx.square(bx.regress(kept[pick], offsets[pick]))
+            out.append(kept)
+        return out
+
+    def _stage_three(self, images: list[np.ndarray], candidates: list[np.ndarray]) -> list[Faces]:
+        candidates = [np.fix(c) for c in candidates]
+        crops, bounds = self._crops(images, candidates, 48)
+        if crops.shape[0] == 0:
+            return [_empty() for _ in images]
+        reg, marks, prob = self._run(self.onet, crops)
+        out = []
+        for k, boxes in enumerate(candidates):
+            sl = slice(bounds[k], bounds[k + 1])
+            score = prob[sl, 1]
+            passed = score > self.thresholds[2]
+            kept = np.hstack([boxes[passed, 0:4], score[passed, None]])
+            if not kept.shape[0]:
+                out.append(_empty())
+                continue
+            points = bx.landmarks(kept, marks[sl][passed])
+            kept = bx.regress(kept, reg[sl][passed])
+            pick = nms(kept, 0.7, "min")
+            out.append(Faces(kept[pick], points[pick]))
+        return out

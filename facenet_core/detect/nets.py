@@ -1,0 +1,119 @@
+"""P-Net, R-Net and O-Net of MTCNN in PyTorch, loaded from the `mtcnn` package's Keras weights.
+
+The Keras weights take images in normal (row-major) orientation and flatten feature maps in
+(width, height, channel) order before the dense layers; these modules do the same, so their outputs
+equal those of the original networks that saw transposed images.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facenet_core.detect.weights import load_weights
+
+
+def _same_max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """Max pooling with TensorFlow's SAME padding (padded cells never win)."""
+    pads = []
+    for size in (x.shape[3], x.shape[2]):
+        total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    if pads[0] == 0 and pads[2] == 0:
+        return F.max_pool2d(x, kernel, stride, ceil_mode=True)
+    return F.max_pool2d(F.pad(x, pads, value=float("-inf")), kernel, stride)
+
+
+def _flatten_wh(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 3, 2, 1).flatten(1)
+
+
+def _conv(weight: np.ndarray, bias: np.ndarray) -> nn.Conv2d:
+    kh, kw, cin, cout = weight.shape
+    layer = nn.Conv2d(cin, cout, (kh, kw))
+    layer.weight.data = torch.from_numpy(weight.transpose(3, 2, 0, 1).copy())
+    layer.bias.data = torch.from_numpy(bias.copy())
+    return layer
+
+
+def _dense(weight: np.ndarray, bias: np.ndarray) -> nn.Linear:
+    layer = nn.Linear(weight.shape[0], weight.shape[1])
+    layer.weight.data = torch.from_numpy(weight.T.copy())
+    layer.bias.data = torch.from_numpy(bias.copy())
+    return layer
+
+
+def _prelu(alpha: np.ndarray) -> nn.PReLU:
+    flat = alpha.reshape(-1)
+    layer = nn.PReLU(flat.size)
+    layer.weight.data = torch.from_numpy(flat.copy())
+    return layer
+
+
+class PNet(nn.Module):
+    """Proposal network: fully convolutional, (box regression, face probability) per 12x12 cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        w = load_weights("pnet")
+        self.conv1, self.prelu1 = _conv(w[0], w[1]), _prelu(w[2])
+        self.conv2, self.prelu2 = _conv(w[3], w[4]), _prelu(w[5])
+        self.conv3, self.prelu3 = _conv(w[6], w[7]), _prelu(w[8])
+        self.regress, self.classify = _conv(w[9], w[10]), _conv(w[11], w[12])
+
+    def forward(self, x: torch.Tensor, sizes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`sizes` (B, 2: height, width) marks zero-padded images; padding then never reaches a valid cell."""
+        x = self.prelu1(self.conv1(x))
+        if sizes is not None:
+            rows = torch.arange(x.shape[2], device=x.device)[None, :] >= (sizes[:, 0:1] - 2)
+            cols = torch.arange(x.shape[3], device=x.device)[None, :] >= (sizes[:, 1:2] - 2)
+            x = x.masked_fill(rows[:, None, :, None] | cols[:, None, None, :], float("-inf"))
+        x = _same_max_pool(x, 2, 2)
+        x = self.prelu2(self.conv2(x))
+        x = self.prelu3(self.conv3(x))
+        return self.regress(x), torch.softmax(self.classify(x), dim=1)
+
+
+class RNet(nn.Module):
+    """Refinement network on 24x24 candidates: (box regression, face probability)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        w = load_weights("rnet")
+        self.conv1, self.prelu1 = _conv(w[0], w[1]), _prelu(w[2])
+        self.conv2, self.prelu2 = _conv(w[3], w[4]), _prelu(w[5])
+        self.conv3, self.prelu3 = _conv(w[6], w[7]), _prelu(w[8])
+        self.fc4, self.prelu4 = _dense(w[9], w[10]), _prelu(w[11])
+        self.regress, self.classify = _dense(w[12], w[13]), _dense(w[14], w[15])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _same_max_pool(self.prelu1(self.conv1(x)), 3, 2)
+        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2)
+        x = self.prelu4(self.fc4(_flatten_wh(self.prelu3(self.conv3(x)))))
+        return self.regress(x), torch.softmax(self.classify(x), dim=1)
+
+
+class ONet(nn.Module):
+    """Output network on 48x48 candidates: (box regression, 5 landmarks as x1..x5 y1..y5, probability)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        w = load_weights("onet")
+        self.conv1, self.prelu1 = _conv(w[0], w[1]), _prelu(w[2])
+        self.conv2, self.prelu2 = _conv(w[3], w[4]), _prelu(w[5])
+        self.conv3, self.prelu3 = _conv(w[6], w[7]), _prelu(w[8])
+        self.conv4, self.prelu4 = _conv(w[9], w[10]), _prelu(w[11])
+        self.fc5, self.prelu5 = _dense(w[12], w[13]), _prelu(w[14])
+        self.regress, self.landmarks = _dense(w[15], w[16]), _dense(w[17], w[18])
+        self.classify = _dense(w[19], w[20])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = _same_max_pool(self.prelu1(self.conv1(x)), 3, 2)
+        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2)
+        x = _same_max_pool(self.prelu3(self.conv3(x)), 2, 2)
+        x = self.prelu5(self.fc5(_flatten_wh(self.prelu4(self.conv4(x)))))
+        return self.regress(x), self.landmarks(x), torch.softmax(self.classify(x), dim=1)
