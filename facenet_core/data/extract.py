@@ -101,7 +101,7 @@ def _check_tar_member(archive: str, member: tarfile.TarInfo) -> None:
     if member.issym():
         _check_link(archive, name, member.linkname, relative_to_entry=True)
     elif member.islnk():
-        _check_link(archive, name, _check_name(archive, member.linkname), relative_to_entry=False)
+        _check_link(archive, name, member.linkname, relative_to_entry=False)
     elif not (member.isfile() or member.isdir()):
         raise UnsafeArchiveError(f"{archive}: entry {member.name!r} is a device file or fifo; refusing to extract")
 
@@ -136,10 +136,10 @@ def _extract_zip(parts: Sequence[Path], into: Path, progress: bool) -> tuple[int
         infos = archive.infolist()
         for info in infos:
             name = _check_name(label, info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if kind == stat.S_IFLNK:
                 _check_link(label, name, archive.read(info).decode("utf-8", "replace"), relative_to_entry=True)
-            elif mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            elif kind not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise UnsafeArchiveError(f"{label}: entry {info.filename!r} is a device file or fifo; refusing")
         for info in tqdm(infos, desc=label, unit="file", disable=not progress):
             archive.extract(info, into)

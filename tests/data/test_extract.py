@@ -1,0 +1,194 @@
+"""extract(): tar/tgz/zip, split parts, refusal of escaping entries, idempotence and redo after a kill."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import stat
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from facenet_core.data import extract as extract_module
+from facenet_core.data.extract import UnsafeArchiveError, archive_kind, extract, is_extracted
+
+FILES = {"people/Ann/Ann_0001.jpg": b"ann-one", "people/Ann/Ann_0002.jpg": b"ann-two", "people/Bob/Bob_0001.jpg": b"b"}
+
+
+def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz", extra=()) -> Path:
+    with tarfile.open(path, mode) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info)
+    return path
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info
+
+
+@pytest.mark.parametrize("mode, suffix", [("w:gz", "tgz"), ("w", "tar"), ("w:bz2", "tar.bz2"), ("w:xz", "tar.xz")])
+def test_tar_variants(tmp_path: Path, mode: str, suffix: str) -> None:
+    archive = make_tar(tmp_path / f"a.{suffix}", FILES, mode)
+    assert archive_kind(archive) == "tar"
+    target = extract(archive, tmp_path / "out", progress=False)
+    marker = json.loads((target / f".extracted.a.{suffix}.json").read_text())
+    assert {k: v for k, v in tree(target).items() if not k.startswith(".")} == FILES
+    assert marker["entries"] == 3 and len(marker["sha256"]) == 64
+
+
+def test_zip(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in FILES.items():
+            zf.writestr(name, data)
+    assert archive_kind(archive) == "zip"
+    target = extract(archive, tmp_path / "out", progress=False)
+    assert tree(target / "people") == {k.removeprefix("people/"): v for k, v in FILES.items()}
+    assert is_extracted(archive, target)
+
+
+def test_split_parts_are_concatenated(tmp_path: Path) -> None:
+    whole = make_tar(tmp_path / "whole.tgz", FILES).read_bytes()
+    size = len(whole) // 3 + 1
+    parts = []
+    for number in range(3):
+        part = tmp_path / f"set_{number:02d}"
+        part.write_bytes(whole[number * size : (number + 1) * size])
+        parts.append(part)
+    target = extract(parts, tmp_path / "out", progress=False)
+    assert tree(target / "people")["Ann/Ann_0002.jpg"] == b"ann-two"
+    marker = json.loads((target / ".extracted.set_00.json").read_text())
+    assert [entry["name"] for entry in marker["archives"]] == ["set_00", "set_01", "set_02"]
+    assert marker["sha256"] == hashlib.sha256(whole).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"/etc/evil": b"x"}, "absolute path"),
+        ({"people/../../evil": b"x"}, "contains '..'"),
+    ],
+)
+def test_tar_names_escaping_are_refused(tmp_path: Path, bad: dict[str, bytes], message: str) -> None:
+    archive = make_tar(tmp_path / "bad.tgz", {**FILES, **bad})
+    with pytest.raises(UnsafeArchiveError, match=message):
+        extract(archive, tmp_path / "out", progress=False)
+    assert not (tmp_path / "evil").exists()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        link("people/escape", "../../outside"),
+        link("people/abs", "/etc/passwd"),
+        link("people/hard", "../outside", tarfile.LNKTYPE),
+    ],
+    ids=["relative-symlink", "absolute-symlink", "hardlink"],
+)
+def test_links_pointing_outside_are_refused(tmp_path: Path, info: tarfile.TarInfo) -> None:
+    archive = make_tar(tmp_path / "bad.tar", FILES, "w", extra=[info])
+    with pytest.raises(UnsafeArchiveError, match="points outside"):
+        extract(archive, tmp_path / "out", progress=False)
+    assert not is_extracted(archive, tmp_path / "out")
+
+
+def test_device_file_is_refused(tmp_path: Path) -> None:
+    device = tarfile.TarInfo("people/dev")
+    device.type = tarfile.CHRTYPE
+    archive = make_tar(tmp_path / "bad.tar", FILES, "w", extra=[device])
+    with pytest.raises(UnsafeArchiveError, match="device file"):
+        extract(archive, tmp_path / "out", progress=False)
+
+
+def test_inside_symlink_is_extracted(tmp_path: Path) -> None:
+    archive = make_tar(tmp_path / "ok.tar", FILES, "w", extra=[link("people/Ann/latest.jpg", "Ann_0002.jpg")])
+    target = extract(archive, tmp_path / "out", progress=False)
+    assert (target / "people/Ann/latest.jpg").read_bytes() == b"ann-two"
+
+
+def zip_symlink(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info, target.encode()
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [(("../evil.txt", b"x"), "contains '..'"), (zip_symlink("people/up", "../../evil"), "points outside")],
+    ids=["dotdot", "symlink"],
+)
+def test_zip_escaping_entries_are_refused(tmp_path: Path, entry, message: str) -> None:
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok.txt", b"ok")
+        zf.writestr(*entry)
+    with pytest.raises(UnsafeArchiveError, match=message):
+        extract(archive, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "ok.txt").exists()
+
+
+def test_idempotent_and_killed_extraction_redone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = make_tar(tmp_path / "a.tgz", FILES)
+    target = tmp_path / "out"
+    extract(archive, target, progress=False)
+    (target / "people/Ann/Ann_0001.jpg").write_bytes(b"edited")
+    extract(archive, target, progress=False)
+    assert (target / "people/Ann/Ann_0001.jpg").read_bytes() == b"edited"  # marker matched: untouched
+
+    # A run killed after moving half the tree: stale entries, a leftover staging folder, no marker.
+    (target / ".extracted.a.tgz.json").unlink()
+    (target / "people/Bob/Bob_0001.jpg").unlink()
+    (target / ".partial.a.tgz").mkdir()
+    (target / ".partial.a.tgz/junk").write_bytes(b"junk")
+    extract(archive, target, progress=False)
+    assert {k: v for k, v in tree(target).items() if not k.startswith(".")} == FILES
+    assert not (target / ".partial.a.tgz").exists()
+
+    # Killed in the middle of reading the archive: nothing half-written is left, no marker.
+    (target / ".extracted.a.tgz.json").unlink()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(extract_module, "_extract_tar", killed)
+    with pytest.raises(KeyboardInterrupt):
+        extract(archive, target, progress=False)
+    assert not (target / ".partial.a.tgz").exists()
+    assert not is_extracted(archive, target)
+
+
+def test_changed_archive_is_extracted_again(tmp_path: Path) -> None:
+    archive = make_tar(tmp_path / "a.tgz", FILES)
+    target = extract(archive, tmp_path / "out", progress=False)
+    make_tar(archive, {"people/Cy/Cy_0001.jpg": b"cy"})
+    extract(archive, target, progress=False)
+    assert (target / "people/Cy/Cy_0001.jpg").read_bytes() == b"cy"
+    assert not (target / "people/Ann").exists()
+
+
+def test_not_an_archive_and_truncated_archive(tmp_path: Path) -> None:
+    text = tmp_path / "pairs.txt"
+    text.write_text("10\t300\n")
+    assert archive_kind(text) is None
+    with pytest.raises(ValueError, match="is not a tar"):
+        extract(text, tmp_path / "out", progress=False)
+    whole = make_tar(tmp_path / "a.tgz", FILES).read_bytes()
+    cut = tmp_path / "cut.tgz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        extract(cut, tmp_path / "out2", progress=False)
