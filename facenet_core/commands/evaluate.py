@@ -1,0 +1,116 @@
+"""`facenet evaluate`: any checkpoint (ours or the seed's) on an LFW-style pairs set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from facenet_core.config.schema import Config
+from facenet_core.evaluate.embed import DISTANCE_METRICS, resolve_device
+from facenet_core.evaluate.report import PROTOCOLS, EvalResult, evaluate_model, write_epoch_report
+
+EPILOG = """examples:
+  facenet evaluate --checkpoint runs/demo/checkpoints/epoch_3.pt --lfw data/lfw/lfw-deepfunneled \\
+      --pairs data/lfw/pairs.txt
+  facenet evaluate --checkpoint model_resnet34_triplet.pt --lfw cropped/lfw --pairs lfw/pairsDevTest.txt \\
+      --protocol train_test --train_pairs lfw/pairsDevTrain.txt --flip_tta"""
+
+DEFAULTS = Config()
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown for every flag; the examples kept as written."""
+
+
+def _option(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
+    options = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    parser.add_argument(*options, **kwargs)
+
+
+def _bool(text: str) -> bool:
+    lowered = str(text).lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on LFW pairs (10-fold or View 1 train/test)",
+        description="Embed each image of an LFW-style pairs set once and report the seed's metrics: "
+        "accuracy, precision, recall, ROC AUC, TAR@FAR=1e-3 and the best distance threshold. "
+        "Pairs with a missing or unreadable image are left out and counted.",
+        epilog=EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    _option(parser, "checkpoint", required=True, help="a .pt checkpoint (ours or the seed's)")
+    _option(parser, "lfw", required=True, help="folder of <person>/<person>_<nnnn>.<ext> images, raw or cropped")
+    _option(parser, "pairs", default=None, help="pairs file (None: pairs.txt beside the --lfw folder)")
+    _option(parser, "protocol", choices=PROTOCOLS, default="kfold10", help="kfold10 (View 2) or train_test (View 1)")
+    _option(parser, "train_pairs", default=None, help="pairsDevTrain.txt for --protocol train_test")
+    _option(parser, "people_file", default=None, help="keep only pairs whose people are listed (peopleDevTest.txt)")
+    _option(parser, "lfw_batch_size", type=int, default=DEFAULTS.lfw_batch_size, help="images per forward pass")
+    _option(parser, "image_size", type=int, default=None, help="input size (None: the checkpoint's, else 140)")
+    _option(parser, "device", default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
+    _option(parser, "flip_tta", type=_bool, nargs="?", const=True, default=False, help="add mirrored images")
+    _option(parser, "distance_metric", choices=DISTANCE_METRICS, default=DEFAULTS.distance_metric, help="distance")
+    _option(parser, "num_workers", type=int, default=0, help="image decoding worker processes")
+    _option(parser, "report_dir", default=None, help="also write metrics.parquet and ROC/accuracy PNGs here")
+    _option(parser, "json", action="store_true", help="print the metrics as JSON")
+    parser.set_defaults(func=run)
+
+
+def _print_metrics(result: EvalResult) -> None:
+    m = result.metrics
+    print(f"accuracy                 {m['accuracy']:.4f} +- {m['accuracy_std']:.4f}")
+    print(f"precision                {m['precision']:.4f} +- {m['precision_std']:.4f}")
+    print(f"recall                   {m['recall']:.4f} +- {m['recall_std']:.4f}")
+    print(f"roc_auc                  {m['roc_auc']:.4f}")
+    print(f"tar_at_far               {m['tar_at_far']:.4f} +- {m['tar_at_far_std']:.4f} @ FAR {m['far']:.4f}")
+    print(f"best_distance_threshold  {m['best_distance_threshold']:.2f} +- {m['threshold_std']:.2f}")
+    print(f"pairs                    {m['num_pairs']} in {m['num_folds']} fold(s), {m['missing_pairs']} left out")
+    if result.missing_images:
+        shown = ", ".join(result.missing_images[:5])
+        more = f" and {len(result.missing_images) - 5} more" if len(result.missing_images) > 5 else ""
+        print(f"missing or unreadable    {shown}{more}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from facenet_core.train.checkpoints import load_model_from_checkpoint
+
+    device = resolve_device(args.device)
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint {args.checkpoint} not found")
+    model, checkpoint = load_model_from_checkpoint(args.checkpoint, device=device)
+    eval_set = {
+        "root": args.lfw,
+        "pairs": args.pairs or str(Path(args.lfw).parent / "pairs.txt"),
+        "protocol": args.protocol,
+        "train_pairs": args.train_pairs,
+        "people_file": args.people_file,
+    }
+    result = evaluate_model(
+        model,
+        eval_set,
+        image_size=args.image_size or int(checkpoint.get("image_size", DEFAULTS.image_size)),
+        mean=checkpoint.get("normalize_mean", DEFAULTS.normalize_mean),
+        std=checkpoint.get("normalize_std", DEFAULTS.normalize_std),
+        batch_size=args.lfw_batch_size,
+        device=str(device),
+        distance_metric=args.distance_metric,
+        flip_tta=args.flip_tta,
+        num_workers=args.num_workers,
+    )
+    epoch = int(checkpoint.get("epoch", 0))
+    if args.report_dir:
+        write_epoch_report(args.report_dir, epoch, Path(args.lfw).name, result)
+    if args.json:
+        print(json.dumps(result.metrics, indent=2))
+    else:
+        _print_metrics(result)
+    return 0
