@@ -134,12 +134,11 @@ def _scaled(rgb: RGB, factor: float) -> tuple[float, ...]:
     return tuple(min(1.0, c * factor) for c in rgb)
 
 
-def _face_mask(frame: _Frame, shape: FaceShape) -> np.ndarray:
-    """The head outline: an ellipse whose lower half narrows towards the chin."""
+def _face_radius(frame: _Frame, shape: FaceShape) -> np.ndarray:
+    """Normalised distance from the face centre: 1 on the head outline, whose lower half narrows."""
     lower = np.clip(frame.v, 0.0, None)
     half_width = shape.face_aspect * (1.0 - shape.jaw_narrowing * lower**2)
-    radius = np.sqrt((frame.u / half_width) ** 2 + frame.v**2)
-    return np.clip((1.0 - radius) * shape.face_aspect / frame.aa + 0.5, 0.0, 1.0)
+    return np.sqrt((frame.u / half_width) ** 2 + frame.v**2)
 
 
 def _paint_body_and_back_hair(frame: _Frame, shape: FaceShape, pose: FacePose) -> None:
@@ -150,8 +149,9 @@ def _paint_body_and_back_hair(frame: _Frame, shape: FaceShape, pose: FacePose) -
         back = frame.window(0.0, 0.2, 1.3)
         back.paint(back.ellipse(0.0, 0.2, aspect * 1.25, 1.15), shape.hair_rgb)
     neck = frame.window(0.0, 1.05, 0.6)
-    neck.paint(neck.ellipse(0.0, 1.05, 0.52 * aspect, 0.6), _scaled(shape.skin_rgb, 0.8))
-    neck.shade(neck.blob(0.0, 1.0, 0.5 * aspect, 0.12), 0.35)
+    neck_mask = neck.ellipse(0.0, 1.05, 0.52 * aspect, 0.6)
+    neck.paint(neck_mask, _scaled(shape.skin_rgb, 0.8))
+    neck.shade(neck_mask * neck.blob(0.0, 1.0, 0.5 * aspect, 0.12), 0.35)
     head = frame.window(0.0, -0.1, 1.1)
     if shape.hair_style != 2:
         head.paint(head.ellipse(0.0, -0.12, aspect * 1.12, 1.04), shape.hair_rgb)
@@ -163,15 +163,17 @@ def _paint_body_and_back_hair(frame: _Frame, shape: FaceShape, pose: FacePose) -
 def _paint_face(frame: _Frame, shape: FaceShape, pose: FacePose) -> None:
     aspect = shape.face_aspect
     frame = frame.window(0.0, 0.0, 1.05)
-    face = _face_mask(frame, shape)
-    rim = np.clip((frame.u / aspect) ** 2 + frame.v**2, 0.0, 1.0) ** 2
+    radius = _face_radius(frame, shape)
+    face = np.clip((1.0 - radius) * aspect / frame.aa + 0.5, 0.0, 1.0)
+    rim = np.clip(radius, 0.0, 1.0) ** 4
     side_light = 1.0 + 0.12 * pose.light_side * np.clip(frame.u / aspect, -1.0, 1.0)
     tone = (1.0 - 0.28 * rim) * side_light
     frame.paint(face, tone[..., None] * np.asarray(shape.skin_rgb, dtype=np.float32))
     if shape.beard:
-        edge = shape.eye_y + shape.nose_length + 0.1 - 0.15 * (frame.u / aspect) ** 2
-        beard = face * np.clip((frame.v - edge) / 0.06, 0.0, 1.0)
-        frame.paint(beard, shape.hair_rgb, alpha=0.8)
+        tip = shape.eye_y + shape.nose_length
+        chin = np.clip((frame.v - shape.mouth_y - 0.02) / 0.04, 0.0, 1.0)
+        jaw = np.clip((radius - 0.8) / 0.05, 0.0, 1.0) * np.clip((frame.v - tip) / 0.06, 0.0, 1.0)
+        frame.paint(face * np.maximum(chin, jaw), shape.hair_rgb, alpha=0.8)
     if shape.hair_style != 2:
         hairline = -shape.hairline + 0.35 * frame.u**2
         cap = np.clip((hairline - frame.v) / (3 * frame.aa), 0.0, 1.0)
@@ -208,6 +210,9 @@ def _paint_nose_and_mouth(frame: _Frame, shape: FaceShape, pose: FacePose) -> No
         frame.paint(nostril, (0.18, 0.1, 0.09), 0.85)
     my, mw, lip = shape.mouth_y, shape.mouth_width, shape.lip_thickness
     opening = pose.mouth_open * lip
+    if shape.beard:
+        moustache = frame.arc(0.0, my - lip - 0.035, mw * 1.05, 0.03, 0.05, 0.0)
+        frame.paint(moustache, shape.hair_rgb, alpha=0.8)
     frame.shade(frame.blob(0.0, my + lip + 0.08, mw * 0.6, 0.05), 0.12)
     frame.paint(frame.ellipse(0.0, my - opening / 2 - lip * 0.45, mw, lip * 0.55), shape.lip_rgb)
     frame.paint(frame.ellipse(0.0, my + opening / 2 + lip * 0.5, mw * 0.85, lip * 0.65), _scaled(shape.lip_rgb, 1.08))

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from facenet_core.data.faces_draw import RGB, FacePose, FaceShape, paint_face
-from facenet_core.fileio import atomic_write_bytes
+from facenet_core.data.synthetic_pack import format_pairs, lfw_pairs, write_reproducible_targz
+from facenet_core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file
 
-GENERATOR_VERSION = 1
+STAGE_VERSION = 1
+ARCHIVE_NAME = "synthetic_faces.tar.gz"
 IDENTITY_PREFIX = "person"
 SKIN_DARK, SKIN_LIGHT = (0.38, 0.25, 0.18), (0.96, 0.80, 0.70)
 HAIR_PALETTE = (
@@ -186,3 +190,92 @@ def generate_identities(
         out_root, range(num_identities), images_per_identity=images_per_identity, seed=seed, image_size=image_size
     )
     return out_root
+
+
+def _swap_into_place(staged: Path, target: Path) -> None:
+    """Replace folder `target` by `staged` (same file system), dropping whatever `target` held."""
+    if target.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.replace(target, retired / target.name)
+        os.replace(staged, target)
+        shutil.rmtree(retired)
+    else:
+        os.replace(staged, target)
+
+
+def make_demo_dataset(
+    out_dir: str | os.PathLike,
+    *,
+    num_train_identities: int,
+    num_eval_identities: int,
+    images_per_identity: int,
+    seed: int,
+    num_folds: int = 10,
+    pairs_per_fold: int,
+    image_size: int = 250,
+) -> dict:
+    """Build the demo dataset under `out_dir` and pack it into one checksummed archive.
+
+    Writes train/ and eval/ (disjoint identities, LFW layout), pairs.txt (LFW View 2 over the
+    eval identities), synthetic.json (the generation parameters), then `synthetic_faces.tar.gz`
+    holding all four and `synthetic_faces.tar.gz.sha256` beside it. The archive's bytes depend
+    only on the arguments. Returns the paths, the archive's sha256 and the counts.
+    """
+    check_counts(
+        num_train_identities=num_train_identities,
+        num_eval_identities=num_eval_identities,
+        images_per_identity=images_per_identity,
+        seed=seed,
+        num_folds=num_folds,
+        pairs_per_fold=pairs_per_fold,
+        image_size=image_size,
+    )
+    if image_size < 64:
+        raise ValueError(f"image_size must be at least 64 px for faces MTCNN can find, got {image_size}")
+    eval_indices = range(num_train_identities, num_train_identities + num_eval_identities)
+    folds = lfw_pairs(
+        [identity_name(i) for i in eval_indices],
+        images_per_identity,
+        num_folds=num_folds,
+        pairs_per_fold=pairs_per_fold,
+        seed=seed,
+    )
+    params = {
+        "stage_version": STAGE_VERSION,
+        "num_train_identities": num_train_identities,
+        "num_eval_identities": num_eval_identities,
+        "images_per_identity": images_per_identity,
+        "seed": seed,
+        "num_folds": num_folds,
+        "pairs_per_fold": pairs_per_fold,
+        "image_size": image_size,
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".synthetic.", dir=out_dir))
+    try:
+        common = {"images_per_identity": images_per_identity, "seed": seed, "image_size": image_size}
+        files = write_identities(staging / "train", range(num_train_identities), **common)
+        files += write_identities(staging / "eval", eval_indices, **common)
+        files.append(atomic_write_text(staging / "pairs.txt", format_pairs(folds)))
+        files.append(atomic_write_json(staging / "synthetic.json", params))
+        archive = write_reproducible_targz(out_dir / ARCHIVE_NAME, staging, files)
+        for name in ("train", "eval"):
+            _swap_into_place(staging / name, out_dir / name)
+        for name in ("pairs.txt", "synthetic.json"):
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    digest = sha256_file(archive)
+    checksum = atomic_write_text(archive.with_name(archive.name + ".sha256"), f"{digest}  {archive.name}\n")
+    return {
+        "archive": archive,
+        "sha256": digest,
+        "sha256_file": checksum,
+        "train": out_dir / "train",
+        "eval": out_dir / "eval",
+        "pairs": out_dir / "pairs.txt",
+        "num_train_images": num_train_identities * images_per_identity,
+        "num_eval_images": num_eval_identities * images_per_identity,
+        "num_pairs": 2 * num_folds * pairs_per_fold,
+    }
