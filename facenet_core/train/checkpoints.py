@@ -1,0 +1,150 @@
+"""Checkpoint files: the seed's keys, plain types only, atomic writes, retention, seed compatibility.
+
+Layout under runs/<key>/checkpoints/: epoch_<e>.pt (weights + the seed's keys, kept for
+re-evaluation), last.pt and best.pt (the full training state: optimiser, scheduler, RNG, config).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from facenet_core.fileio import atomic_path
+
+SEED_KEYS = (
+    "epoch",
+    "embedding_dimension",
+    "batch_size_training",
+    "model_state_dict",
+    "model_architecture",
+    "optimizer_model_state_dict",
+    "best_distance_threshold",
+)
+TRAINING_STATE_KEYS = ("optimizer_model_state_dict", "scheduler", "rng")
+WRAPPER_PREFIXES = ("model.", "module.", "_orig_mod.")
+# The seed's InceptionResNetV2 (Cadene's pretrainedmodels) names its head `last_linear`; timm `classif`.
+HEAD_RENAMES = {"inceptionresnetv2": ("last_linear.", "classif.")}
+EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
+
+
+def _numpy_globals() -> list:
+    """What unpickling a numpy float64 needs (the seed's best_distance_threshold), under numpy 1 and 2 names."""
+    from numpy._core.multiarray import scalar
+
+    dtype_classes = [type(np.dtype(code)) for code in ("f8", "f4", "i8", "i4")]
+    return [
+        scalar,
+        (scalar, "numpy.core.multiarray.scalar"),
+        np.dtype,
+        *dtype_classes,
+    ]
+
+
+def epoch_path(checkpoint_dir: str | os.PathLike, epoch: int) -> Path:
+    """runs/<key>/checkpoints/epoch_<e>.pt"""
+    return Path(checkpoint_dir) / f"epoch_{epoch}.pt"
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """torch.save `state` atomically (temporary file renamed into place)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove wrapper prefixes (seed wrapper `model.`, DDP `module.`, torch.compile `_orig_mod.`)."""
+    cleaned = {}
+    for key, value in state_dict.items():
+        while key.startswith(WRAPPER_PREFIXES):
+            key = key.split(".", 1)[1]
+        cleaned[key] = value
+    return cleaned
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint dict with the seed's keys, its weights named as `create_model`'s.
+
+    Loads with weights_only=True, allowing only numpy's scalar and dtype globals (the seed's
+    numpy float64 threshold); CUDA tensors are mapped to `map_location`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with torch.serialization.safe_globals(_numpy_globals()):
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint:
+        raise ValueError(f"checkpoint {path} has no model_state_dict: not a facenet checkpoint")
+    checkpoint = {key: _plain(value) for key, value in checkpoint.items()}
+    weights = strip_prefixes(checkpoint["model_state_dict"])
+    old, new = HEAD_RENAMES.get(checkpoint.get("model_architecture", ""), ("", ""))
+    if old:
+        weights = {new + k[len(old) :] if k.startswith(old) else k: v for k, v in weights.items()}
+    checkpoint["model_state_dict"] = weights
+    return checkpoint
+
+
+def load_model_from_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The checkpoint's model (architecture and embedding size from its keys) in eval mode."""
+    from facenet_core.models import create_model
+
+    checkpoint = load_checkpoint(path, map_location=device)
+    for key in ("model_architecture", "embedding_dimension"):
+        if key not in checkpoint:
+            raise ValueError(f"checkpoint {path} lacks {key!r}: cannot rebuild its model")
+    model = create_model(checkpoint["model_architecture"], int(checkpoint["embedding_dimension"]))
+    model.load_state_dict(checkpoint["model_state_dict"])
+    return model.to(device).eval(), checkpoint
+
+
+def weights_only_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The per-epoch file's content: everything except optimiser, scheduler and RNG state."""
+    return {key: value for key, value in state.items() if key not in TRAINING_STATE_KEYS}
+
+
+def prune_epochs(checkpoint_dir: str | os.PathLike, retention: int | None) -> list[Path]:
+    """Delete epoch_<e>.pt files beyond the newest `retention` (None keeps all); returns the removed."""
+    if retention is None:
+        return []
+    epochs = sorted(
+        (int(match.group(1)), path)
+        for path in Path(checkpoint_dir).glob("epoch_*.pt")
+        if (match := EPOCH_FILE.match(path.name))
+    )
+    doomed = [path for _, path in epochs[: max(len(epochs) - retention, 0)]]
+    for path in doomed:
+        path.unlink()
+    return doomed
+
+
+def record_evaluation(
+    checkpoint_dir: str | os.PathLike, epoch: int, best_distance_threshold: float, is_best: bool
+) -> None:
+    """Store an epoch's evaluated threshold in its files; copy its full state to best.pt when it wins."""
+    checkpoint_dir = Path(checkpoint_dir)
+    last = checkpoint_dir / "last.pt"
+    for path in (epoch_path(checkpoint_dir, epoch), last):
+        if path.is_file():
+            state = load_checkpoint(path)
+            if state["epoch"] == epoch:
+                state["best_distance_threshold"] = float(best_distance_threshold)
+                save_checkpoint(path, state)
+    if is_best:
+        source = (
+            last if last.is_file() and load_checkpoint(last)["epoch"] == epoch else epoch_path(checkpoint_dir, epoch)
+        )
+        with atomic_path(checkpoint_dir / "best.pt") as tmp:
+            shutil.copyfile(source, tmp)
