@@ -1,0 +1,67 @@
+"""`facenet crop INPUT_ROOT OUTPUT_ROOT`: MTCNN-crop a tree of identity folders (no Prefect needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from facenet_core.detect.crop import crop_tree
+from facenet_core.detect.options import CropOptions
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "crop",
+        help="detect one face per image with MTCNN and save image_size x image_size PNG crops",
+        description=(
+            "Crop INPUT_ROOT/<identity>/<image> into OUTPUT_ROOT/<identity>/<stem>.png as the reference "
+            "alignment script does (MTCNN, one face per image, margin/2 per side, bilinear resize), and write "
+            "OUTPUT_ROOT/detections.parquet with one row per source image. Reruns skip finished images."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("input_root", help="folder of identity folders holding the images")
+    parser.add_argument("output_root", help="folder that receives <identity>/<stem>.png and detections.parquet")
+    parser.add_argument("--image_size", "--image-size", type=int, default=224, help="side of the square crops (px)")
+    parser.add_argument("--margin", type=int, default=0, help="pixels added around the face box (half per side)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--crop_batch_size", "--crop-batch-size", type=int, default=16, help="images per detector call")
+    parser.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU core)")
+    parser.add_argument("--shard_size", "--shard-size", type=int, default=256, help="identity folders per shard")
+    parser.add_argument(
+        "--exif_transpose",
+        "--exif-transpose",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="BOOL",
+        help="rotate images by their EXIF orientation (the reference ignores it)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = CropOptions(
+        image_size=args.image_size,
+        margin=args.margin,
+        device=args.device,
+        batch_size=args.crop_batch_size,
+        workers=args.workers,
+        exif_transpose=args.exif_transpose,
+    )
+    started = time.perf_counter()
+    summary = crop_tree(args.input_root, args.output_root, options, shard_size=args.shard_size)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,215 @@
+"""The crop stage: detect one face per image, cut it out, resize it, save a PNG, record a row.
+
+`crop_shard` is a pure function of its arguments (paths, identity names, options), safe to call
+from Prefect tasks in threads or processes and from Dask workers; `crop_tree` runs every shard of
+a folder in worker processes and merges their tables. Reruns skip images already recorded with
+their PNG in place; PNGs are written under temporary names, so a killed run leaves none half-written.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from facenet_core.detect.detector import MTCNN, Faces
+from facenet_core.detect.images import load_rgb
+from facenet_core.detect.options import STAGE_VERSION, CropOptions
+from facenet_core.detect.select import choose_face, crop_box
+from facenet_core.detect.shards import list_shards, plan, shard_fingerprint, shard_id
+from facenet_core.detect.table import (
+    BOX,
+    CROP,
+    DETECTIONS,
+    LANDMARKS,
+    empty_row,
+    merge_detections,
+    read_table,
+    shard_table_path,
+    write_table,
+)
+from facenet_core.fileio import atomic_path
+
+__all__ = [
+    "STAGE_VERSION",
+    "CropOptions",
+    "crop_shard",
+    "crop_tree",
+    "list_shards",
+    "merge_detections",
+    "shard_fingerprint",
+    "shard_id",
+]
+
+FLUSH_SECONDS = 30.0
+COUNT_KEYS = ("ok", "no_face", "unreadable", "too_small", "resumed", "renamed")
+
+
+@functools.lru_cache(maxsize=4)
+def _detector(device: str, min_face_size: int, thresholds: tuple[float, ...], factor: float) -> MTCNN:
+    return MTCNN(device, min_face_size, thresholds, factor)
+
+
+def _decode(path: Path, exif_transpose: bool) -> np.ndarray | None:
+    try:
+        return load_rgb(path, exif_transpose)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def _decoded(paths: list[Path], options: CropOptions, pool: ThreadPoolExecutor) -> Iterator[np.ndarray | None]:
+    """Decoded images in order, decoding up to two batches ahead in the thread pool."""
+    window = 2 * options.batch_size
+    pending: deque[Future] = deque()
+    for index, path in enumerate(paths):
+        pending.append(pool.submit(_decode, path, options.exif_transpose))
+        if index >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _save_png(pixels: np.ndarray, target: Path, size: int) -> None:
+    image = Image.fromarray(pixels).resize((size, size), Image.BILINEAR)
+    with atomic_path(target) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def _face_row(source: str, output: str, img: np.ndarray, faces: Faces, margin: int) -> tuple[dict, tuple | None]:
+    """The table row of a decoded image and the integer crop box (None when nothing to crop)."""
+    height, width = img.shape[:2]
+    n = faces.boxes.shape[0]
+    row = empty_row(source, "no_face")
+    row.update(n_faces=n, width=width, height=height)
+    if n == 0:
+        return row, None
+    i = choose_face(faces.boxes, height, width)
+    box = crop_box(faces.boxes[i], margin, height, width)
+    row.update(zip(BOX, map(float, faces.boxes[i, :4]), strict=True))
+    row.update(zip(CROP, box, strict=True))
+    row.update(zip(LANDMARKS, map(float, faces.points[i]), strict=True), score=float(faces.boxes[i, 4]))
+    if box[2] <= box[0] or box[3] <= box[1]:
+        return row, None
+    row.update(status="ok", output=output)
+    return row, box
+
+
+def _previous_rows(table: Path, options: CropOptions) -> dict[str, dict[str, Any]]:
+    if not table.exists():
+        return {}
+    rows, recorded = read_table(table)
+    if recorded != options.output_options():
+        raise ValueError(
+            f"{table} was written with crop options {recorded}, not {options.output_options()}: "
+            "crop into a new output folder"
+        )
+    return {row["source"]: row for row in rows}
+
+
+def _is_done(row: dict[str, Any] | None, output: str, output_root: Path) -> bool:
+    if row is None:
+        return False
+    if row["status"] == "ok":
+        return row["output"] == output and (output_root / output).is_file()
+    return row["output"] is None
+
+
+def crop_shard(
+    input_root: str | Path, output_root: str | Path, identities: list[str], options: CropOptions
+) -> dict[str, Any]:
+    """Crop every image of `identities`; write PNGs and `output_root/.shards/<shard_id>.parquet`.
+
+    Returns counts per status plus `resumed` (rows kept from an earlier run), `renamed` (outputs
+    named `<stem>.<ext>.png` because another file of the folder had the same stem) and `table`.
+    """
+    input_root, output_root = Path(input_root), Path(output_root)
+    table = shard_table_path(output_root, shard_id(identities))
+    previous = _previous_rows(table, options)
+    jobs = plan(input_root, identities)
+    rows = [previous[src] for src, out in jobs if _is_done(previous.get(src), out, output_root)]
+    done = {row["source"] for row in rows}
+    todo = [(src, out) for src, out in jobs if src not in done]
+    counts = Counter(resumed=len(rows), renamed=sum(Path(out).stem != Path(src).stem for src, out in jobs))
+    detector = _detector(options.resolved_device(), options.min_face_size, options.thresholds, options.factor)
+    last_flush = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        batch: list[tuple[str, str, np.ndarray]] = []
+        decoded = _decoded([input_root / src for src, _ in todo], options, pool)
+        for (src, out), img in zip(todo, decoded, strict=True):
+            if img is None or min(img.shape[:2]) < options.min_face_size:
+                row = empty_row(src, "unreadable" if img is None else "too_small")
+                if img is not None:
+                    row.update(width=img.shape[1], height=img.shape[0], n_faces=0)
+                rows.append(row)
+                continue
+            batch.append((src, out, img))
+            if len(batch) == options.batch_size:
+                rows += _crop_batch(batch, detector, output_root, options, pool)
+                batch = []
+            if time.monotonic() - last_flush > FLUSH_SECONDS:
+                write_table(table, rows, options.output_options())
+                last_flush = time.monotonic()
+        if batch:
+            rows += _crop_batch(batch, detector, output_root, options, pool)
+    write_table(table, rows, options.output_options())
+    counts.update(row["status"] for row in rows)
+    summary: dict[str, Any] = {key: counts[key] for key in COUNT_KEYS}
+    return summary | {"table": str(table)}
+
+
+def _crop_batch(
+    batch: list[tuple[str, str, np.ndarray]],
+    detector: MTCNN,
+    output_root: Path,
+    options: CropOptions,
+    pool: ThreadPoolExecutor,
+) -> list[dict[str, Any]]:
+    """Detect a batch, save its crops (PNG encoding in the pool) and return its rows once saved."""
+    rows, saves = [], []
+    for (src, out, img), faces in zip(batch, detector.detect([img for _, _, img in batch]), strict=True):
+        row, box = _face_row(src, out, img, faces, options.margin)
+        if box is not None:
+            x1, y1, x2, y2 = box
+            saves.append(pool.submit(_save_png, img[y1:y2, x1:x2], output_root / out, options.image_size))
+        rows.append(row)
+    for future in saves:
+        future.result()
+    return rows
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def crop_tree(
+    input_root: str | Path, output_root: str | Path, options: CropOptions, shard_size: int = 256
+) -> dict[str, Any]:
+    """Crop a whole tree of identity folders (shards in worker processes); write detections.parquet."""
+    shards = list_shards(input_root, shard_size)
+    workers = min(options.resolved_workers(), len(shards))
+    totals: Counter = Counter()
+    if workers <= 1:
+        for identities in shards:
+            counts = crop_shard(input_root, output_root, identities, options)
+            totals.update({key: counts[key] for key in COUNT_KEYS})
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+            for counts in pool.map(crop_shard, repeat(input_root), repeat(output_root), shards, repeat(options)):
+                totals.update({key: counts[key] for key in COUNT_KEYS})
+    ids = [shard_id(identities) for identities in shards]
+    if ids:
+        detections = merge_detections(output_root, ids)
+    else:
+        detections = write_table(Path(output_root) / DETECTIONS, [], options.output_options())
+    return {key: totals[key] for key in COUNT_KEYS} | {"shards": len(shards), "detections": str(detections)}

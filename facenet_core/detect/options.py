@@ -1,0 +1,60 @@
+"""Settings of the crop stage."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+STAGE_VERSION = 1
+OUTPUT_FIELDS = ("image_size", "margin", "min_face_size", "thresholds", "factor", "exif_transpose")
+
+
+@dataclass(frozen=True)
+class CropOptions:
+    """How to detect and crop: the reference's defaults (224 px, margin 0, MTCNN 20 / 0.6,0.7,0.7 / 0.709).
+
+    `device` ("auto", "cpu", "cuda", "cuda:N"), `batch_size` (images per detector call) and `workers`
+    (processes; 0 = one per CPU core) change speed only, never the output.
+    """
+
+    image_size: int = 224
+    margin: int = 0
+    min_face_size: int = 20
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    factor: float = 0.709
+    device: str = "cpu"
+    batch_size: int = 16
+    workers: int = 0
+    exif_transpose: bool = False
+
+    def __post_init__(self) -> None:
+        positive = {"image_size": self.image_size, "min_face_size": self.min_face_size, "batch_size": self.batch_size}
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"crop option {name} must be >= 1, got {value}")
+        if self.margin < 0 or self.workers < 0:
+            raise ValueError(f"crop options margin and workers must be >= 0, got {self.margin}, {self.workers}")
+        if not 0 < self.factor < 1:
+            raise ValueError(f"crop option factor must be in (0, 1), got {self.factor}")
+        if len(self.thresholds) != 3:
+            raise ValueError(f"crop option thresholds needs 3 values (P-, R-, O-Net), got {self.thresholds}")
+        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+
+    def output_options(self) -> dict[str, Any]:
+        """The options that decide the output files, plus the stage version: the cache-relevant part."""
+        values = asdict(self)
+        values["thresholds"] = list(self.thresholds)
+        return {"stage_version": STAGE_VERSION} | {name: values[name] for name in OUTPUT_FIELDS}
+
+    def resolved_device(self) -> str:
+        """`device` with "auto" replaced by cuda when available, else cpu."""
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def resolved_workers(self) -> int:
+        """Worker processes to start: `workers`, or one per CPU core when 0."""
+        return self.workers or os.cpu_count() or 1
