@@ -133,7 +133,7 @@ def resolve_dataset(dataset: DatasetConfig) -> DatasetConfig:
                 "torrent). Give each file's local path or mirror URL in dataset.files (matched by filename), "
                 "use `facenet download --mirror DIR_OR_URL`, or set dataset.path to the extracted folder."
             )
-    values["files"] = [item.model_dump() for item in files if item.url]
+    values["files"] = [{**item.model_dump(), "filename": item.name()} for item in files if item.url]
     return DatasetConfig.model_validate(values)
 
 
