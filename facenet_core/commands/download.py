@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     _option(parser, "md5", default=None, help="expected md5 of a URL's file")
     _option(parser, "filename", default=None, help="name to save a URL's file under (None: last URL segment)")
     _option(parser, "mirror", default=None, help="folder or base URL holding every file of the catalogue entry")
-    _option(parser, "retries", type=int, default=5, help="attempts after the first failed transfer")
+    _option(parser, "retries", type=int, default=5, help="attempts after the first failed transfer of a URL")
     _option(parser, "unpack_recordio", default=None, metavar="REC", help="unpack this .rec into --dest")
     _option(
         parser, "convert_bin", default=None, metavar="BIN", help="convert this .bin into --dest (images, pairs.txt)"
@@ -72,7 +72,7 @@ def _needs_dest(args: argparse.Namespace, flag: str) -> Path:
 
 
 def _is_location(source: str) -> bool:
-    return "://" in source or Path(source).expanduser().exists()
+    return "://" in source or Path(source).expanduser().is_file()
 
 
 def run(args: argparse.Namespace) -> int:

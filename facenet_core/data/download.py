@@ -128,12 +128,16 @@ def _http_attempt(url: str, part: Path, timeout: float, progress: bool) -> None:
         raise TransferError(f"cannot reach {url}: {error}") from error
     with response:
         resumed = response.status == 206 and _content_range_start(response.headers.get("Content-Range")) == have
+        if response.status == 206 and not resumed:
+            part.unlink(missing_ok=True)
+            raise TransferError(f"{url} answered a different range than asked; starting again")
         start = have if resumed else 0
         length = response.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
+        name = part.name.removesuffix(".part")
         with (
             open(part, "ab" if resumed else "wb") as out,
-            tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=url, disable=not progress) as bar,
+            tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=name, disable=not progress) as bar,
         ):
             try:
                 for block in iter(lambda: response.read(CHUNK), b""):

@@ -9,15 +9,18 @@ complete, so a killed extraction (no marker) is redone from scratch, never trust
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -194,7 +197,7 @@ def extract(
     staging.mkdir()
     try:
         count, digest = (_extract_tar if kind == "tar" else _extract_zip)(parts, staging, progress)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise ValueError(f"{parts[0]}: damaged or truncated archive ({error}); delete it and download again") from error
     except BaseException:

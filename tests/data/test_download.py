@@ -24,6 +24,7 @@ class FileServer:
         self.files: dict[str, bytes] = {}
         self.drops: dict[str, int] = {}
         self.honour_range = True
+        self.range_shift = 0  # >0: a broken server that answers another range than asked
         self.requests: list[tuple[str, str | None, int]] = []
         server = self
 
@@ -40,7 +41,7 @@ class FileServer:
                 requested = self.headers.get("Range")
                 start = 0
                 if requested and server.honour_range:
-                    start = int(requested.removeprefix("bytes=").split("-")[0])
+                    start = int(requested.removeprefix("bytes=").split("-")[0]) - server.range_shift
                 status = 206 if start else 200
                 server.requests.append((self.path, requested, status))
                 self.send_response(status)
@@ -107,6 +108,15 @@ def test_server_ignoring_range_restarts_from_zero(server: FileServer, tmp_path: 
     assert path.read_bytes() == PAYLOAD
     assert [status for _, _, status in server.requests] == [200, 200]
     assert server.requests[1][1] is not None  # it asked for a range and got the whole file
+
+
+def test_wrong_content_range_restarts_from_zero(server: FileServer, tmp_path: Path) -> None:
+    server.files["/big.bin"] = PAYLOAD
+    server.range_shift = 100
+    (tmp_path / "big.bin.part").write_bytes(PAYLOAD[:1000])
+    path = fetch(f"{server.url}/big.bin", tmp_path, sha256=sha(PAYLOAD), backoff=0, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.requests == [("/big.bin", "bytes=1000-", 206), ("/big.bin", None, 200)]
 
 
 def test_stale_part_file_is_resumed(server: FileServer, tmp_path: Path) -> None:
