@@ -1,0 +1,139 @@
+"""The crop stage end to end on a tiny generated tree: statuses, crops, names, table, resume."""
+
+import argparse
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from facenet_core.commands import crop as crop_command
+from facenet_core.detect.crop import CropOptions, crop_shard, crop_tree, merge_detections
+from facenet_core.detect.shards import list_shards, shard_fingerprint, shard_id
+from facenet_core.detect.table import SCHEMA
+
+OPTIONS = CropOptions(image_size=40, batch_size=2, workers=1)
+COLUMNS = (
+    ["source", "output", "status", "x1", "y1", "x2", "y2", "crop_x1", "crop_y1", "crop_x2", "crop_y2", "score"]
+    + [f"lm_x{k}" for k in range(1, 6)]
+    + [f"lm_y{k}" for k in range(1, 6)]
+    + ["n_faces", "width", "height"]
+)
+
+
+def _rows(output_root):
+    return {row["source"]: row for row in pq.read_table(output_root / "detections.parquet").to_pylist()}
+
+
+def test_tree_statuses_outputs_and_table(tree, tmp_path):
+    out = tmp_path / "out"
+    summary = crop_tree(tree, out, OPTIONS, shard_size=1)
+    assert summary["shards"] == 2
+    assert {k: summary[k] for k in ("ok", "no_face", "unreadable", "too_small", "renamed")} == {
+        "ok": 3,
+        "no_face": 1,
+        "unreadable": 1,
+        "too_small": 1,
+        "renamed": 1,
+    }
+    assert SCHEMA.names == COLUMNS
+    assert pq.read_schema(out / "detections.parquet").names == COLUMNS
+    rows = _rows(out)
+    assert {src: r["status"] for src, r in rows.items()} == {
+        "alice/a.jpg": "ok",
+        "alice/a.png": "ok",
+        "bob/blank.png": "no_face",
+        "bob/broken.jpg": "unreadable",
+        "bob/face.png": "ok",
+        "bob/tiny.png": "too_small",
+    }
+    assert rows["alice/a.jpg"]["output"] == "alice/a.png"
+    assert rows["alice/a.png"]["output"] == "alice/a.png.png"
+    assert rows["bob/blank.png"]["output"] is None and rows["bob/blank.png"]["n_faces"] == 0
+    assert (rows["bob/tiny.png"]["width"], rows["bob/tiny.png"]["height"]) == (15, 15)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
+        "alice/a.png",
+        "alice/a.png.png",
+        "bob/face.png",
+    ]
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_crop_is_the_bilinear_resize_of_the_clipped_box(tree, tmp_path):
+    out = tmp_path / "out"
+    crop_shard(tree, out, ["bob"], OPTIONS)
+    merge_detections(out)
+    row = _rows(out)["bob/face.png"]
+    assert row["n_faces"] == 1 and row["score"] > 0.9
+    x1, y1, x2, y2 = (row[k] for k in ("crop_x1", "crop_y1", "crop_x2", "crop_y2"))
+    assert (x1, y1, x2, y2) == (int(row["x1"]), int(row["y1"]), int(row["x2"]), int(row["y2"]))
+    source = np.asarray(Image.open(tree / "bob" / "face.png"))
+    expected = np.asarray(Image.fromarray(source[y1:y2, x1:x2]).resize((40, 40), Image.BILINEAR))
+    assert np.array_equal(np.asarray(Image.open(out / "bob" / "face.png")), expected)
+
+
+def test_rerun_skips_finished_images_and_redoes_missing_ones(tree, tmp_path):
+    out = tmp_path / "out"
+    first = crop_shard(tree, out, ["alice", "bob"], OPTIONS)
+    assert first["resumed"] == 0
+    kept = out / "bob" / "face.png"
+    stamp = kept.stat().st_mtime_ns
+    (out / "alice" / "a.png").unlink()
+    second = crop_shard(tree, out, ["alice", "bob"], OPTIONS)
+    assert second["resumed"] == 5 and second["ok"] == 3
+    assert kept.stat().st_mtime_ns == stamp
+    assert (out / "alice" / "a.png").is_file()
+
+
+def test_rerun_with_other_options_is_refused(tree, tmp_path):
+    out = tmp_path / "out"
+    crop_shard(tree, out, ["alice"], OPTIONS)
+    with pytest.raises(ValueError, match="crop options"):
+        crop_shard(tree, out, ["alice"], CropOptions(image_size=41, workers=1))
+
+
+def test_margin_grows_the_crop_box(tree, tmp_path):
+    plain, wide = tmp_path / "plain", tmp_path / "wide"
+    crop_shard(tree, plain, ["bob"], OPTIONS)
+    crop_shard(tree, wide, ["bob"], CropOptions(image_size=40, margin=10, workers=1))
+    merge_detections(plain)
+    merge_detections(wide)
+    r, w = _rows(plain)["bob/face.png"], _rows(wide)["bob/face.png"]
+    assert (w["crop_x1"], w["crop_y1"]) == (max(int(r["x1"] - 5), 0), max(int(r["y1"] - 5), 0))
+    assert (w["crop_x2"], w["crop_y2"]) == (min(int(r["x2"] + 5), 96), min(int(r["y2"] + 5), 96))
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_table(tree, tmp_path):
+    crop_tree(tree, tmp_path / "one", OPTIONS, shard_size=1)
+    crop_tree(tree, tmp_path / "two", CropOptions(image_size=40, batch_size=2, workers=2), shard_size=1)
+    assert _rows(tmp_path / "one") == _rows(tmp_path / "two")
+
+
+def test_shards_ids_and_fingerprints(tree):
+    assert list_shards(tree, 1) == [["alice"], ["bob"]]
+    assert shard_id(["bob", "alice"]) == shard_id(["alice", "bob"]) != shard_id(["alice"])
+    before = shard_fingerprint(tree, ["alice"])
+    assert before == shard_fingerprint(tree, ["alice"])
+    (tree / "alice" / "a.jpg").write_bytes(b"changed")
+    assert shard_fingerprint(tree, ["alice"]) != before
+    assert shard_fingerprint(tree, ["bob"]) == shard_fingerprint(tree, ["bob"])
+
+
+def test_missing_input_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        crop_tree(tmp_path / "nowhere", tmp_path / "out", OPTIONS)
+
+
+def test_command_accepts_hyphenated_flags(tree, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    crop_command.register(parser.add_subparsers())
+    out = tmp_path / "out"
+    args = parser.parse_args(
+        ["crop", str(tree), str(out), "--image-size", "32", "--crop-batch-size", "3", "--workers", "1"]
+        + ["--device", "cpu", "--exif-transpose", "--shard-size", "5"]
+    )
+    assert (args.image_size, args.crop_batch_size, args.exif_transpose) == (32, 3, True)
+    assert args.func(args) == 0
+    assert '"ok": 3' in capsys.readouterr().out
+    assert Image.open(out / "bob" / "face.png").size == (32, 32)

@@ -1,0 +1,63 @@
+"""Box arithmetic, NMS and the one-face rule against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from facenet_core.detect import boxes as bx
+from facenet_core.detect.nms import nms
+from facenet_core.detect.select import choose_face, crop_box
+
+
+def test_nms_union_counts_end_pixels():
+    boxes = np.array([[0, 0, 9, 9, 0.9], [5, 0, 14, 9, 0.8]], dtype=np.float64)
+    # +1 areas: 100 each, overlap 5 x 10 = 50, union 150 -> IoU 1/3
+    assert nms(boxes, 0.34, "union").tolist() == [0, 1]
+    assert nms(boxes, 0.33, "union").tolist() == [0]
+
+
+def test_nms_min_divides_by_smaller_area():
+    boxes = np.array([[0, 0, 19, 19, 0.5], [0, 0, 9, 9, 0.9]], dtype=np.float64)
+    assert nms(boxes, 0.7, "union").tolist() == [1, 0]
+    assert nms(boxes, 0.7, "min").tolist() == [1]
+
+
+def test_nms_visits_boxes_in_numpy_argsort_order():
+    rng = np.random.default_rng(0)
+    scores = rng.choice([0.5, 0.99999988], size=40)
+    boxes = np.hstack([np.tile([0.0, 0.0, 9.0, 9.0], (40, 1)), scores[:, None]])
+    assert nms(boxes, 0.5, "union").tolist() == [int(np.argsort(scores)[-1])]
+
+
+def test_proposals_are_column_major_with_mirrored_regression_for_a_single_cell():
+    prob = np.zeros((3, 4), np.float32)
+    reg = np.arange(4 * 3 * 4, dtype=np.float32).reshape(4, 3, 4)
+    prob[2, 0] = prob[0, 1] = 0.9
+    two = bx.proposals(prob, reg, 1.0, 0.6)
+    assert two[:, :4].tolist() == [[1, 5, 12, 16], [3, 1, 14, 12]]
+    assert two[0, 5:].tolist() == reg[:, 2, 0].tolist()
+    prob[0, 1] = 0
+    one = bx.proposals(prob, reg, 0.5, 0.6)
+    assert one[0, :4].tolist() == [2, 10, 24, 32]
+    assert one[0, 5:].tolist() == reg[:, 2, 3].tolist()
+
+
+def test_square_and_regress():
+    box = np.array([[10.0, 20.0, 30.0, 60.0, 0.9]])
+    assert bx.square(box)[0, :4].tolist() == [0.0, 20.0, 40.0, 60.0]
+    moved = bx.regress(box, np.array([[0.1, 0.0, -0.1, 0.5]]))
+    assert moved[0, :4].tolist() == pytest.approx([12.1, 20.0, 27.9, 80.5])
+    assert box[0, 0] == 10.0
+
+
+def test_choose_face_prefers_central_over_slightly_larger():
+    boxes = np.array([[0, 0, 42, 42, 0.9], [80, 80, 120, 120, 0.9]], dtype=np.float64)
+    assert choose_face(boxes, 200, 200) == 1
+    boxes[0] = [80, 80, 120, 120, 0.8]
+    assert choose_face(boxes, 200, 200) == 0
+
+
+def test_crop_box_adds_half_margin_clips_and_truncates():
+    box = np.array([5.7, 10.2, 90.9, 99.5])
+    assert crop_box(box, 0, 100, 95) == (5, 10, 90, 99)
+    assert crop_box(box, 32, 100, 95) == (0, 0, 95, 100)
+    assert crop_box(box, 4, 200, 200) == (3, 8, 92, 101)

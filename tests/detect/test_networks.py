@@ -1,0 +1,79 @@
+"""Weight loading, TF-style pooling, and exactness of batching across images of different sizes."""
+
+import io
+import pickle
+
+import lz4.frame
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facenet_core.detect import weights
+from facenet_core.detect.detector import MTCNN
+from facenet_core.detect.nets import PNet, _same_max_pool
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return MTCNN()
+
+
+def test_weights_have_keras_shapes():
+    pnet = weights.load_weights("pnet")
+    assert [a.shape for a in pnet[:3]] == [(3, 3, 3, 10), (10,), (1, 1, 10)]
+    assert pnet[9].shape == (1, 1, 32, 4) and pnet[11].shape == (1, 1, 32, 2)
+
+
+def test_weights_with_wrong_hash_are_refused(tmp_path):
+    fake = tmp_path / "pnet.lz4"
+    fake.write_bytes(lz4.frame.compress(pickle.dumps([np.zeros(3)])))
+    with pytest.raises(ValueError, match="sha256"):
+        weights.load_weights("pnet", fake)
+
+
+def test_unpickler_refuses_other_globals():
+    payload = io.BytesIO(pickle.dumps(print))
+    with pytest.raises(ValueError, match="builtins.print"):
+        weights._RestrictedUnpickler("x", payload, ensure_native_byte_order=True).load()
+
+
+@pytest.mark.parametrize("size", [7, 8, 22, 23])
+@pytest.mark.parametrize(("kernel", "stride"), [(2, 2), (3, 2)])
+def test_same_pool_matches_tensorflow_padding(size, kernel, stride):
+    x = torch.randn(1, 2, size, size + 1)
+    expected = []
+    for dim in (x.shape[3], x.shape[2]):
+        total = max((-(-dim // stride) - 1) * stride + kernel - dim, 0)
+        expected += [total // 2, total - total // 2]
+    reference = F.max_pool2d(F.pad(x, expected, value=float("-inf")), kernel, stride)
+    assert torch.equal(_same_max_pool(x, kernel, stride), reference)
+
+
+def test_pnet_masked_padding_changes_no_valid_cell():
+    pnet = PNet().eval()
+    small, large = torch.randn(1, 3, 31, 27), torch.randn(1, 3, 40, 44)
+    padded = torch.zeros(2, 3, 40, 44)
+    padded[0, :, :31, :27], padded[1] = small[0], large[0]
+    with torch.inference_mode():
+        reg, prob = pnet(padded, torch.tensor([[31, 27], [40, 44]]))
+        reg_small, prob_small = pnet(small)
+        reg_large, prob_large = pnet(large)
+    oh, ow = prob_small.shape[2:]
+    torch.testing.assert_close(prob[0:1, :, :oh, :ow], prob_small, rtol=0, atol=1e-6)
+    torch.testing.assert_close(reg[1:2], reg_large, rtol=0, atol=1e-6)
+
+
+def test_batched_detection_equals_one_at_a_time(detector, faces):
+    pictures = [faces[0], faces[1][:80, :], np.ascontiguousarray(np.rot90(faces[2]))[:, :90], faces[3]]
+    alone = [detector.detect([p])[0] for p in pictures]
+    together = detector.detect(pictures)
+    for a, b in zip(alone, together, strict=True):
+        assert a.boxes.shape == b.boxes.shape == (1, 5)
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
+        np.testing.assert_allclose(a.points, b.points, atol=1e-4)
+
+
+def test_blank_image_has_no_face(detector):
+    found = detector.detect([np.full((60, 80, 3), 200, np.uint8)])[0]
+    assert found.boxes.shape == (0, 5) and found.points.shape == (0, 10)
