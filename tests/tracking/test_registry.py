@@ -1,0 +1,133 @@
+"""Registering the best checkpoint as `facenet`: contract tags, model card, alias rules, loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import mlflow.pytorch
+import numpy as np
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from facenet_core.models import create_model
+from facenet_core.tracking.pyfunc import prepare_faces
+from facenet_core.tracking.registry import register_best
+from facenet_core.tracking.runs import open_run
+from facenet_core.tracking.uri import resolve_tracking
+from facenet_core.train.checkpoints import load_model_from_checkpoint, save_checkpoint
+
+FINGERPRINT = "a" * 64
+
+
+def make_checkpoint(path: Path, seed: int, config) -> Path:
+    """A mobilenetv2 checkpoint with the seed's keys and random (seeded) weights."""
+    torch.manual_seed(seed)
+    model = create_model(config.model_architecture, config.embedding_dimension)
+    return save_checkpoint(
+        path,
+        {
+            "epoch": 2,
+            "embedding_dimension": config.embedding_dimension,
+            "batch_size_training": config.batch_size,
+            "model_state_dict": model.state_dict(),
+            "model_architecture": config.model_architecture,
+            "optimizer_model_state_dict": {},
+            "best_distance_threshold": 1.1,
+            "image_size": config.image_size,
+            "normalize_mean": config.normalize_mean,
+            "normalize_std": config.normalize_std,
+        },
+    )
+
+
+def metrics(accuracy: float) -> dict[str, float]:
+    return {
+        "accuracy": accuracy,
+        "roc_auc": accuracy,
+        "tar_at_far": 0.1,
+        "far": 0.001,
+        "best_distance_threshold": 1.1,
+        "threshold_at_far": 0.6,
+        "num_pairs": 6000,
+    }
+
+
+def register(config, tmp_path: Path, key: str, accuracy: float, fingerprint: str = FINGERPRINT) -> dict:
+    run_id = open_run(config, key)
+    checkpoint = tmp_path / key / "best.pt"
+    if not checkpoint.exists():
+        make_checkpoint(checkpoint, seed=len(key), config=config)
+    return register_best(config, run_id, checkpoint, metrics(accuracy), fingerprint)
+
+
+@pytest.mark.slow
+def test_champion_loads_as_pyfunc_and_pytorch_and_embeds(config, tmp_path):
+    first = register(config, tmp_path, "run-a", accuracy=0.8)
+    assert (first["version"], first["alias"]) == ("1", "champion")
+    client = MlflowClient(resolve_tracking(config)[0])
+    version = client.get_model_version("facenet", "1")
+    assert version.tags["contract.crop_method"] == "mtcnn-sandberg"
+    assert version.tags["contract.input_size"] == "32"
+    assert version.tags["contract.channel_order"] == "RGB"
+    assert version.tags["contract.layout"] == "NCHW"
+    assert version.tags["contract.mean"] == "0.6071,0.4609,0.3944"
+    assert version.tags["contract.threshold_best_accuracy"] == "1.1"
+    assert version.tags["contract.threshold_at_far"] == "0.6"
+    assert version.tags["metric.accuracy"] == "0.8"
+    assert version.tags["eval_set.fingerprint"] == FINGERPRINT
+    assert version.tags["eval_set.protocol"] == "kfold10"
+    run = client.get_run(version.run_id)
+    logged = client.get_logged_model(first["model_id"])
+    assert logged.experiment_id == run.info.experiment_id
+    assert logged.artifact_location.startswith((tmp_path / "workspace" / "mlflow-artifacts").as_uri())
+    card = Path(mlflow.artifacts.download_artifacts("models:/facenet@champion/MODEL_CARD.md")).read_text()
+    assert "## Licence notes of the training data" in card and "Synthetic faces" in card
+    assert "| accuracy | 0.8 |" in card
+
+    original, _ = load_model_from_checkpoint(tmp_path / "run-a" / "best.pt")
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 256, size=(48, 48, 3), dtype=np.uint8) for _ in range(5)]
+    contract = {"input_size": 32, "mean": config.normalize_mean, "std": config.normalize_std}
+    batch = prepare_faces(faces, contract)
+    assert batch.shape == (5, 3, 32, 32) and batch.dtype == np.float32
+    with torch.inference_mode():
+        expected = original(torch.from_numpy(batch)).numpy()
+
+    embedder = mlflow.pyfunc.load_model("models:/facenet@champion")
+    embeddings = embedder.predict(batch)
+    assert embeddings.shape == (5, 16)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(embeddings, expected, atol=1e-5)
+    with pytest.raises(Exception, match="shape"):
+        embedder.predict(np.zeros((2, 3, 40, 40), dtype=np.float32))
+
+    module = mlflow.pytorch.load_model("models:/facenet@champion")
+    assert not module.training
+    with torch.inference_mode():
+        np.testing.assert_allclose(module(torch.from_numpy(batch)).numpy(), expected, atol=1e-5)
+    module.train()
+    module(torch.from_numpy(batch)).sum().backward()  # a pickled eager module: it can be fine-tuned
+    assert all(p.grad is not None for p in module.parameters() if p.requires_grad)
+
+
+@pytest.mark.slow
+def test_alias_rules(config, tmp_path):
+    assert register(config, tmp_path, "run-a", accuracy=0.8)["alias"] == "champion"
+    client = MlflowClient(resolve_tracking(config)[0])
+    worse = register(config, tmp_path, "run-b", accuracy=0.7)
+    assert (worse["version"], worse["alias"]) == ("2", "challenger")
+    assert str(client.get_model_version_by_alias("facenet", "champion").version) == "1"
+    other_set = register(config, tmp_path, "run-c", accuracy=0.99, fingerprint="b" * 64)
+    assert other_set["alias"] == "challenger" and "different set" in other_set["reason"]
+    assert str(client.get_model_version_by_alias("facenet", "champion").version) == "1"
+    better = register(config, tmp_path, "run-dd", accuracy=0.85)
+    assert (better["version"], better["alias"], better["previous_champion"]) == ("4", "champion", "1")
+    assert str(client.get_model_version_by_alias("facenet", "champion").version) == "4"
+    assert str(client.get_model_version_by_alias("facenet", "challenger").version) == "3"
+
+    again = register(config, tmp_path, "run-dd", accuracy=0.85)  # a retried registration, same checkpoint file
+    assert again["version"] == "4"
+    assert len(client.search_model_versions("name = 'facenet'")) == 4
