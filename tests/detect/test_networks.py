@@ -52,7 +52,8 @@ def test_same_pool_matches_tensorflow_padding(size, kernel, stride):
 
 def test_pnet_masked_padding_changes_no_valid_cell():
     pnet = PNet().eval()
-    small, large = torch.randn(1, 3, 31, 27), torch.randn(1, 3, 40, 44)
+    generator = torch.Generator().manual_seed(0)
+    small, large = torch.randn(1, 3, 31, 27, generator=generator), torch.randn(1, 3, 40, 44, generator=generator)
     padded = torch.zeros(2, 3, 40, 44)
     padded[0, :, :31, :27], padded[1] = small[0], large[0]
     with torch.inference_mode():
@@ -60,8 +61,8 @@ def test_pnet_masked_padding_changes_no_valid_cell():
         reg_small, prob_small = pnet(small)
         reg_large, prob_large = pnet(large)
     oh, ow = prob_small.shape[2:]
-    torch.testing.assert_close(prob[0:1, :, :oh, :ow], prob_small, rtol=0, atol=1e-6)
-    torch.testing.assert_close(reg[1:2], reg_large, rtol=0, atol=1e-6)
+    torch.testing.assert_close(prob[0:1, :, :oh, :ow], prob_small, rtol=0, atol=1e-5)
+    torch.testing.assert_close(reg[1:2], reg_large, rtol=0, atol=1e-5)
 
 
 def test_batched_detection_equals_one_at_a_time(detector, faces):
