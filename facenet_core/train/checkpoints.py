@@ -111,8 +111,9 @@ def load_model_from_checkpoint(
 
 
 def weights_only_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The per-epoch file's content: everything except optimiser, scheduler and RNG state."""
-    return {key: value for key, value in state.items() if key not in TRAINING_STATE_KEYS}
+    """The per-epoch file's content: the seed's keys (optimiser state None), no scheduler or RNG."""
+    kept = {key: value for key, value in state.items() if key not in TRAINING_STATE_KEYS}
+    return {**kept, "optimizer_model_state_dict": None}
 
 
 def prune_epochs(checkpoint_dir: str | os.PathLike, retention: int | None) -> list[Path]:

@@ -1,0 +1,198 @@
+"""One training epoch: the unit of caching and resume (DESIGN.md).
+
+train_epoch(config, epoch, triplets_path, checkpoint_in, run_dir) trains on the epoch's triplets
+and writes runs/<key>/checkpoints/epoch_<e>.pt (weights), last.pt (full state) and
+epoch_<e>.json (the epoch summary). Under torchrun it is one rank of a DDP job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from facenet_core.config.schema import Config
+from facenet_core.fileio import atomic_write_json
+from facenet_core.train.checkpoints import epoch_path, prune_epochs, save_checkpoint, weights_only_state
+from facenet_core.train.distributed import DistContext, init_from_env
+from facenet_core.train.state import TrainingState, build_state, checkpoint_state
+from facenet_core.train.step import MetricSums, StepOptions, make_scaler, resolve_amp, train_step
+
+MetricsCallback = Callable[[dict[str, float], int], None]
+
+
+def summary_path(checkpoint_path: str | os.PathLike) -> Path:
+    """epoch_<e>.json beside epoch_<e>.pt."""
+    return Path(checkpoint_path).with_suffix(".json")
+
+
+def read_epoch_summary(checkpoint_path: str | os.PathLike) -> dict[str, Any]:
+    """The summary train_epoch wrote for the epoch of `checkpoint_path`."""
+    return json.loads(summary_path(checkpoint_path).read_text())
+
+
+def _open_triplet_loader(config: Config, epoch: int, triplets_path: str | os.PathLike, ctx: DistContext):
+    from facenet_core.data.loader import make_triplet_loader
+    from facenet_core.data.manifest import read_manifest
+    from facenet_core.data.triplets import load_triplets
+
+    if not config.training_dataset_csv_path:
+        raise ValueError("training_dataset_csv_path must name the manifest (.parquet) the triplets index")
+    manifest = read_manifest(config.training_dataset_csv_path)
+    triplets = load_triplets(triplets_path, manifest.fingerprint)
+    return make_triplet_loader(
+        manifest,
+        triplets,
+        image_size=config.image_size,
+        mean=config.normalize_mean,
+        std=config.normalize_std,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        seed=config.seed,
+        epoch=epoch,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+    )
+
+
+def run_steps(
+    state: TrainingState,
+    batches: Iterable,
+    options: StepOptions,
+    device: torch.device,
+    *,
+    log_every: int,
+    first_step: int,
+    on_metrics: MetricsCallback | None = None,
+    progress: bool = False,
+    total: int | None = None,
+) -> dict[str, float]:
+    """Train over `batches`; every `log_every` steps read the device sums once and report them."""
+    scaler = make_scaler(options.amp_dtype, device)
+    interval, epoch_totals = MetricSums(device), {"loss_sum": 0.0, "kept_triplets": 0.0, "triplets": 0.0, "steps": 0}
+    bar = tqdm(total=total, disable=not progress, unit="step", dynamic_ncols=True)
+    started = tick = time.perf_counter()
+    step = first_step
+
+    def flush() -> None:
+        nonlocal tick
+        values = interval.read()
+        if not values["steps"]:
+            return
+        now = time.perf_counter()
+        metrics = {
+            "loss": values["loss"],
+            "kept_triplets": values["kept_triplets"],
+            "kept_fraction": values["kept_triplets"] / max(values["triplets"], 1),
+            "learning_rate": state.optimizer.param_groups[0]["lr"],
+            "images_per_second": 3 * values["triplets"] / max(now - tick, 1e-9),
+        }
+        tick = now
+        epoch_totals["loss_sum"] += values["loss"] * values["steps"]
+        for key in ("kept_triplets", "triplets", "steps"):
+            epoch_totals[key] += values[key]
+        bar.set_postfix(
+            loss=f"{metrics['loss']:.4f}",
+            kept=int(metrics["kept_triplets"]),
+            img_s=f"{metrics['images_per_second']:.0f}",
+        )
+        if on_metrics is not None:
+            on_metrics(metrics, step)
+
+    state.model.train()
+    for batch in batches:
+        interval.add(train_step(state.model, state.optimizer, scaler, batch, options, device))
+        state.scheduler.step()
+        step += 1
+        bar.update(1)
+        if (step - first_step) % log_every == 0:
+            flush()
+    flush()
+    bar.close()
+    seconds = time.perf_counter() - started
+    steps = max(epoch_totals["steps"], 1)
+    return {
+        "loss": epoch_totals["loss_sum"] / steps,
+        "kept_triplets": epoch_totals["kept_triplets"],
+        "triplets": epoch_totals["triplets"],
+        "kept_fraction": epoch_totals["kept_triplets"] / max(epoch_totals["triplets"], 1),
+        "steps": epoch_totals["steps"],
+        "seconds": seconds,
+        "images_per_second": 3 * epoch_totals["triplets"] / max(seconds, 1e-9),
+        "images_per_second_per_device": 3 * epoch_totals["triplets"] / max(seconds, 1e-9) / options.world_size,
+        "learning_rate": state.optimizer.param_groups[0]["lr"],
+    }
+
+
+def _wrap(state: TrainingState, config: Config, ctx: DistContext) -> None:
+    if ctx.distributed:
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        state.model = DistributedDataParallel(state.model, device_ids=device_ids)
+    if config.compile:
+        state.model = torch.compile(state.model)
+
+
+def train_epoch(
+    config: Config,
+    epoch: int,
+    triplets_path: str | os.PathLike,
+    checkpoint_in: str | os.PathLike | None,
+    run_dir: str | os.PathLike,
+    on_metrics: MetricsCallback | None = None,
+) -> Path:
+    """Train epoch `epoch` (0-based) from `checkpoint_in` (None: fresh model) on the epoch's triplets.
+
+    Returns runs/<key>/checkpoints/epoch_<e>.pt. Rank 0 writes every file; the others wait for it.
+    """
+    ctx = init_from_env(config.device)
+    checkpoint_dir = Path(run_dir) / "checkpoints"
+    out = epoch_path(checkpoint_dir, epoch)
+    loader = _open_triplet_loader(config, epoch, triplets_path, ctx)
+    state = build_state(config, epoch, ctx.device, checkpoint_in)
+    _wrap(state, config, ctx)
+    amp_dtype = resolve_amp(config.amp, ctx.device)
+    options = StepOptions(
+        margin=config.margin,
+        semihard=config.use_semihard_negatives,
+        amp_dtype=amp_dtype,
+        channels_last=config.channels_last,
+        grad_clip_norm=config.grad_clip_norm,
+        world_size=ctx.world_size,
+    )
+    summary = run_steps(
+        state,
+        loader,
+        options,
+        ctx.device,
+        log_every=config.log_every_n_steps,
+        first_step=epoch * config.iterations_per_epoch,
+        on_metrics=on_metrics if ctx.is_main else None,
+        progress=ctx.is_main,
+        total=len(loader),
+    )
+    summary.update(
+        state.notes,
+        epoch=epoch,
+        world_size=ctx.world_size,
+        device=str(ctx.device),
+        amp=str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
+    )
+    if ctx.is_main:
+        full = checkpoint_state(config, epoch, state, triplets_path, summary)
+        save_checkpoint(out, weights_only_state(full))
+        save_checkpoint(checkpoint_dir / "last.pt", full)
+        atomic_write_json(summary_path(out), summary)
+        prune_epochs(
+            checkpoint_dir, None if config.checkpoint_retention is None else max(config.checkpoint_retention, 1)
+        )
+    if ctx.distributed:
+        dist.barrier()
+    return out
