@@ -37,6 +37,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def open_rgb(path: str | os.PathLike) -> Image.Image:
     """Decode the image at `path` fully and return it in RGB mode (file closed on return)."""
-    with Image.open(path) as image:
+    image = Image.open(path)
+    try:
         image.load()
-        return to_rgb(image) if image.mode != "RGB" else image.copy()
+        rgb = to_rgb(image)
+    except BaseException:
+        image.close()
+        raise
+    if getattr(image, "fp", None) is None:
+        return rgb  # single-frame files: load() has already closed the file
+    if rgb is image:
+        rgb = image.copy()
+    image.close()
+    return rgb
