@@ -1,0 +1,132 @@
+"""`facenet train`: train epochs on an existing manifest (or one built from --dataroot), resuming."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facenet_core.config import Config, load_config, save_config
+from facenet_core.config.cli_args import add_config_arguments, overrides_from_args
+from facenet_core.workspace import Workspace, run_key
+
+EPILOG = """examples:
+  facenet train --dataroot workspace/cropped/casia --epochs 30 --run_name casia-r34
+  facenet train --preset deployments/demo.yaml --training_dataset_csv_path workspace/manifests/demo.parquet
+  facenet train --training_dataset_csv_path m.parquet --resume_path model_resnet34_triplet.pt --learning_rate 0.01
+  facenet train --training_dataset_csv_path m.parquet --num_processes 4   # DDP through torchrun"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown for every flag; the examples kept as written."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train the triplet-loss model epoch by epoch (resumes runs/<run_key>/)",
+        description=(
+            "Train on a manifest: per epoch draw the triplets (runs/<key>/triplets/epoch_<e>.npy), train "
+            "(runs/<key>/checkpoints/epoch_<e>.pt, last.pt) and print the epoch summary. Rerunning the "
+            "same configuration continues from last.pt; --resume_path starts from any checkpoint, the "
+            "seed's included. Evaluation is `facenet evaluate` or the facenet-train flow."
+        ),
+        epilog=EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--preset", default=None, help="YAML preset (deployments/*.yaml) the flags override")
+    add_config_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def resolve_manifest(config: Config, workspace: Workspace) -> Path:
+    """config.training_dataset_csv_path, else a manifest of --dataroot under workspace/manifests/."""
+    if config.training_dataset_csv_path:
+        return Path(config.training_dataset_csv_path)
+    if not config.dataroot:
+        raise ValueError("give --training_dataset_csv_path (a manifest .parquet) or --dataroot (identity folders)")
+    from facenet_core.data.manifest import build_manifest
+
+    dataroot = Path(config.dataroot)
+    if not dataroot.is_dir():
+        raise FileNotFoundError(f"--dataroot {dataroot} is not a folder of identity folders")
+    path = workspace.manifests / f"{dataroot.resolve().name}.parquet"
+    if path.is_file():
+        print(f"reusing manifest {path} (delete it to rescan {dataroot})")
+        return path
+    summary = build_manifest(
+        dataroot,
+        path,
+        identities_file=config.identities_file,
+        validate=config.manifest_validate,
+        dedupe=config.manifest_dedupe,
+    )
+    print(f"manifest {path}: {summary['num_images']} images of {summary['num_identities']} identities")
+    return path
+
+
+def epoch_triplets(config: Config, run_dir: Path, epoch: int, manifest_path: Path) -> Path:
+    """--training_triplets_path when given (every epoch, as the seed), else this epoch's drawn file."""
+    if config.training_triplets_path:
+        return Path(config.training_triplets_path)
+    from facenet_core.data.manifest import read_manifest
+    from facenet_core.data.triplets import generate_triplets, save_triplets
+
+    path = run_dir / "triplets" / f"epoch_{epoch}.npy"
+    if path.is_file():
+        return path
+    manifest = read_manifest(manifest_path)
+    params = {
+        name: getattr(config, name)
+        for name in ("seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch")
+    }
+    triplets = generate_triplets(manifest.labels, epoch=epoch, **params)
+    return save_triplets(path, triplets, {"manifest_fingerprint": manifest.fingerprint, "epoch": epoch, **params})
+
+
+def starting_point(config: Config, run_dir: Path) -> tuple[Path | None, int]:
+    """(checkpoint to start from, first epoch): the later of --resume_path and the run's last.pt."""
+    from facenet_core.train.checkpoints import load_checkpoint
+
+    last = run_dir / "checkpoints" / "last.pt"
+    candidates = [Path(p) for p in (config.resume_path, last) if p and Path(p).is_file()]
+    if config.resume_path and Path(config.resume_path) not in candidates:
+        raise FileNotFoundError(f"--resume_path {config.resume_path} does not exist")
+    if not candidates:
+        return None, 0
+    epochs = {path: int(load_checkpoint(path)["epoch"]) for path in candidates}
+    source = max(candidates, key=lambda path: epochs[path])
+    return source, epochs[source] + 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from facenet_core.data.manifest import manifest_fingerprint
+    from facenet_core.train.launch import run_train_epoch
+
+    config = load_config(args.preset, overrides_from_args(args))
+    workspace = Workspace.from_config(config).ensure()
+    manifest_path = resolve_manifest(config, workspace)
+    config = config.model_copy(update={"training_dataset_csv_path": str(manifest_path)})
+    run_dir = workspace.run_dir(run_key(config, manifest_fingerprint(manifest_path)))
+    save_config(config, run_dir / "config.yaml")
+    checkpoint, first_epoch = starting_point(config, run_dir)
+    if checkpoint is not None:
+        print(f"resuming from {checkpoint} at epoch {first_epoch}")
+    if first_epoch >= config.epochs:
+        print(f"{run_dir}: all {config.epochs} epochs are trained (raise --epochs to continue)")
+        return 0
+    for epoch in range(first_epoch, config.epochs):
+        triplets = epoch_triplets(config, run_dir, epoch, manifest_path)
+        checkpoint = run_train_epoch(config, epoch, triplets, checkpoint, run_dir)
+        _print_summary(checkpoint)
+    return 0
+
+
+def _print_summary(checkpoint: Path) -> None:
+    from facenet_core.train.engine import read_epoch_summary
+
+    s = read_epoch_summary(checkpoint)
+    changed = f", learning rate changed from {s['learning_rate_previous']:g}" if "learning_rate_previous" in s else ""
+    print(
+        f"epoch {s['epoch']}: loss {s['loss']:.4f}, kept triplets {int(s['kept_triplets'])}/{int(s['triplets'])}, "
+        f"lr {s['learning_rate']:g}, {s['images_per_second']:.0f} images/s{changed} -> {checkpoint}"
+    )
