@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 from importlib import metadata
@@ -58,6 +59,7 @@ def git_state(root: Path = PACKAGE_ROOT) -> dict[str, str]:
     return {TAG_GIT_COMMIT: commit, TAG_GIT_DIRTY: str(bool(status.strip())).lower()}
 
 
+@functools.cache
 def package_list() -> str:
     """The installed distributions as `name==version` lines, sorted: `pip freeze` without pip."""
     lines = {f"{dist.metadata['Name']}=={dist.version}" for dist in metadata.distributions() if dist.metadata["Name"]}

@@ -72,6 +72,15 @@ def find_run(client: Any, experiment_id: str, run_key: str) -> Any | None:
     return runs[0] if runs else None
 
 
+def find_run_anywhere(client: Any, run_key: str) -> Any | None:
+    """The run tagged with this run_key in any active experiment of the store, or None."""
+    for experiment in client.search_experiments():
+        run = find_run(client, experiment.experiment_id, run_key)
+        if run is not None:
+            return run
+    return None
+
+
 def open_run(
     config: Config,
     run_key: str,

@@ -77,3 +77,24 @@ def test_corrupt_buffer_names_the_file(tmp_path):
     buffer_path(run_dir).write_text('{"kind": "metrics"\n')
     with pytest.raises(ValueError, match="mlflow-buffer.jsonl: line 1"):
         replay_metrics(run_dir, "any", tracking_uri=f"sqlite:///{tmp_path}/m.db")
+
+
+def test_replay_command_finds_the_run_by_run_name(config, tmp_path, dead_uri, capsys):
+    import argparse
+
+    from facenet_core.commands import mlflow_replay
+
+    run_dir = tmp_path / "workspace" / "runs" / "key"
+    assert not log_epoch_metrics(None, 3, "lfw", {"accuracy": 0.9}, run_dir=run_dir, tracking_uri=dead_uri)
+    run_id = open_run(config, "key")
+    parser = argparse.ArgumentParser()
+    mlflow_replay.register(parser.add_subparsers())
+    args = parser.parse_args(["mlflow-replay", "--workspace", config.workspace, "--run-name", "key"])
+    assert args.func(args) == 0
+    assert f"replayed 1 buffered records from {run_dir} into MLflow run {run_id}" in capsys.readouterr().out
+    uri, _ = resolve_tracking(config)
+    assert MlflowClient(uri).get_run(run_id).data.metrics["lfw/accuracy"] == 0.9
+    assert not buffer_path(run_dir).exists()
+    missing = parser.parse_args(["mlflow-replay", "--workspace", config.workspace])
+    with pytest.raises(ValueError, match="--run_name is required"):
+        missing.func(missing)
