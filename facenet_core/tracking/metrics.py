@@ -15,7 +15,7 @@ import numbers
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +69,37 @@ def _read_buffer(path: Path) -> list[dict]:
     return records
 
 
-def _apply(client: Any, run_id: str, record: dict) -> None:
-    """Log one buffered record (a metrics dict at one step, or a list of artifact paths)."""
+def _batches(records: list[dict]) -> Iterator[tuple[int, list[dict]]]:
+    """Consecutive metrics records grouped up to MLflow's batch limit, artifacts records alone.
+
+    Yields (number of records consumed so far, group), in buffer order.
+    """
+    group: list[dict] = []
+    size = 0
+    for index, record in enumerate(records):
+        count = len(record.get("metrics", ()))
+        if group and (record["kind"] != "metrics" or size + count > METRICS_PER_BATCH):
+            yield index, group
+            group, size = [], 0
+        group.append(record)
+        size += count
+        if record["kind"] != "metrics":
+            yield index + 1, group
+            group, size = [], 0
+    if group:
+        yield len(records), group
+
+
+def _apply(client: Any, run_id: str, group: list[dict]) -> None:
+    """Log a group from `_batches`: metrics in one log_batch call, or one artifacts record."""
     from mlflow.entities import Metric
 
-    if record["kind"] == "metrics":
-        metrics = [Metric(k, v, record["timestamp"], record["step"]) for k, v in record["metrics"].items()]
+    if group[0]["kind"] == "metrics":
+        metrics = [Metric(k, v, r["timestamp"], r["step"]) for r in group for k, v in r["metrics"].items()]
         for start in range(0, len(metrics), METRICS_PER_BATCH):
             client.log_batch(run_id, metrics=metrics[start : start + METRICS_PER_BATCH])
-    elif record["kind"] == "artifacts":
+    elif group[0]["kind"] == "artifacts":
+        record = group[0]
         for item in map(Path, record["paths"]):
             if item.is_dir():
                 client.log_artifacts(run_id, str(item), record.get("artifact_path"))
@@ -86,7 +108,7 @@ def _apply(client: Any, run_id: str, record: dict) -> None:
             else:
                 log.warning("MLflow: artifact %s no longer exists; not logged", item)
     else:
-        raise ValueError(f"unknown buffered record kind {record['kind']!r}")
+        raise ValueError(f"unknown buffered record kind {group[0]['kind']!r}")
 
 
 def _is_caller_error(exc: Exception) -> bool:
@@ -109,8 +131,8 @@ def replay_metrics(run_dir: str | os.PathLike, run_id: str, tracking_uri: str | 
         return 0
     records = _read_buffer(path)
     client = MlflowClient(tracking_uri)
-    for done, record in enumerate(records, start=1):
-        _apply(client, run_id, record)
+    for done, group in _batches(records):
+        _apply(client, run_id, group)
         with _lock:
             rest = records[done:]
             if rest:
@@ -133,15 +155,15 @@ def _send(run_id: str | None, records: list[dict], run_dir: str | os.PathLike, t
     try:
         replay_metrics(run_dir, run_id, uri)
         client = mlflow.MlflowClient(uri)
-        for record in records:
-            _apply(client, run_id, record)
+        for _, group in _batches(records):
+            _apply(client, run_id, group)
     except Exception as exc:
         if _is_caller_error(exc):
             raise
         _down_since[uri] = time.monotonic()
         log.warning(
             "MLflow at %s is unreachable (%s); buffering to %s, training goes on "
-            "(replay later with facenet_core.tracking.metrics.replay_metrics)",
+            "(replayed on the next successful call, or with `facenet mlflow-replay`)",
             uri,
             exc,
             buffer_path(run_dir),

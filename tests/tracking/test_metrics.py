@@ -98,3 +98,15 @@ def test_replay_command_finds_the_run_by_run_name(config, tmp_path, dead_uri, ca
     missing = parser.parse_args(["mlflow-replay", "--workspace", config.workspace])
     with pytest.raises(ValueError, match="--run_name is required"):
         missing.func(missing)
+
+
+def test_replay_groups_metrics_within_mlflow_batch_limit():
+    from facenet_core.tracking.metrics import _batches
+
+    def metrics_record(count: int) -> dict:
+        return {"kind": "metrics", "metrics": {f"m{i}": 0.0 for i in range(count)}, "step": 0, "timestamp": 0}
+
+    artifacts = {"kind": "artifacts", "paths": [], "artifact_path": None}
+    records = [metrics_record(400), metrics_record(500), metrics_record(200), artifacts, metrics_record(1)]
+    groups = [(done, [len(r.get("metrics", ())) for r in group]) for done, group in _batches(records)]
+    assert groups == [(2, [400, 500]), (3, [200]), (4, [0]), (5, [1])]
