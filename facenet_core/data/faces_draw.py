@@ -47,17 +47,19 @@ class FaceShape:
 
 @dataclass(frozen=True)
 class FacePose:
-    """Where and how the face appears in one picture (pixels, radians) and its expression."""
+    """Where and how the face appears in one picture (pixels, radians), its expression and outfit."""
 
     center_x: float
     center_y: float
     half_height_px: float
     angle: float
+    yaw: float
     mouth_open: float
     gaze_x: float
     brow_raise: float
     light_side: float
     shirt_rgb: RGB
+    wears_glasses: bool
 
 
 class _Frame:
@@ -172,64 +174,80 @@ def _paint_face(frame: _Frame, shape: FaceShape, pose: FacePose) -> None:
     if shape.beard:
         tip = shape.eye_y + shape.nose_length
         chin = np.clip((frame.v - shape.mouth_y - 0.02) / 0.04, 0.0, 1.0)
-        jaw = np.clip((radius - 0.8) / 0.05, 0.0, 1.0) * np.clip((frame.v - tip) / 0.06, 0.0, 1.0)
-        frame.paint(face * np.maximum(chin, jaw), shape.hair_rgb, alpha=0.8)
+        jaw = np.clip((radius - 0.86) / 0.05, 0.0, 1.0) * np.clip((frame.v - tip) / 0.06, 0.0, 1.0)
+        frame.paint(face * np.maximum(chin, jaw), shape.hair_rgb, alpha=0.6)
     if shape.hair_style != 2:
         hairline = -shape.hairline + 0.35 * frame.u**2
         cap = np.clip((hairline - frame.v) / (3 * frame.aa), 0.0, 1.0)
         frame.paint(cap * frame.ellipse(0.0, -0.12, aspect * 1.12, 1.04), shape.hair_rgb)
 
 
-def _paint_eye(frame: _Frame, shape: FaceShape, pose: FacePose, cx: float) -> None:
-    cy, rx, ry = shape.eye_y, shape.eye_width, shape.eye_height
+def _turned(x: float, yaw: float, radius: float, depth: float = 0.0) -> tuple[float, float]:
+    """Where a feature at horizontal position `x` lands when the head turns by `yaw`, and its
+    horizontal foreshortening: the face is treated as a vertical cylinder of `radius`, and
+    `depth` lifts a feature off it (the nose tip)."""
+    phi = float(np.arcsin(np.clip(x / radius, -0.95, 0.95)))
+    return (radius + depth) * float(np.sin(phi + yaw)), float(np.cos(phi + yaw) / np.cos(phi))
+
+
+def _paint_eye(frame: _Frame, shape: FaceShape, pose: FacePose, side: float) -> None:
+    cx, squeeze = _turned(side * shape.eye_spacing, pose.yaw, shape.face_aspect)
+    cy, rx, ry = shape.eye_y, shape.eye_width * squeeze, shape.eye_height
     frame = frame.window(cx, cy - 0.08, 0.42)
     frame.shade(frame.blob(cx, cy - 0.02, rx * 1.1, ry * 1.9), 0.22)
     sclera = frame.ellipse(cx, cy, rx, ry)
     frame.paint(sclera, (0.93, 0.91, 0.88))
     iris_r = ry * 0.95
     iris_x = cx + pose.gaze_x * rx * 0.35
-    frame.paint(sclera * frame.ellipse(iris_x, cy, iris_r, iris_r), shape.iris_rgb)
-    frame.paint(sclera * frame.ellipse(iris_x, cy, iris_r * 0.45, iris_r * 0.45), (0.05, 0.04, 0.04))
+    frame.paint(sclera * frame.ellipse(iris_x, cy, iris_r * squeeze, iris_r), shape.iris_rgb)
+    frame.paint(sclera * frame.ellipse(iris_x, cy, iris_r * 0.45 * squeeze, iris_r * 0.45), (0.05, 0.04, 0.04))
     frame.paint(frame.ellipse(iris_x + iris_r * 0.3, cy - iris_r * 0.3, iris_r * 0.15, iris_r * 0.15), (1, 1, 1), 0.8)
     lid = frame.arc(cx, cy - ry * 0.55, rx * 1.02, ry * 0.45, ry * 0.35, 0.0)
     frame.paint(lid, (0.12, 0.08, 0.07))
-    side = np.sign(cx)
     brow_y = cy - ry - shape.brow_gap - pose.brow_raise
-    brow = frame.arc(cx + side * 0.02, brow_y, rx * 1.25, shape.brow_arch, shape.brow_thickness, side * shape.brow_tilt)
+    brow_x = cx + side * 0.02 * squeeze
+    brow = frame.arc(brow_x, brow_y, rx * 1.25, shape.brow_arch, shape.brow_thickness, side * shape.brow_tilt)
     frame.paint(brow, _scaled(shape.hair_rgb, 0.8), alpha=0.95)
 
 
 def _paint_nose_and_mouth(frame: _Frame, shape: FaceShape, pose: FacePose) -> None:
+    aspect, yaw = shape.face_aspect, pose.yaw
     top, tip = shape.eye_y + 0.05, shape.eye_y + shape.nose_length
-    frame = frame.window(0.0, 0.5 * (top + shape.mouth_y + 0.15), 0.5 * (shape.mouth_y + 0.15 - top) + 0.2)
-    ridge_x = -0.5 * shape.nose_width * (1 if pose.light_side >= 0 else -1)
+    tip_x, turn = _turned(0.0, yaw, aspect, depth=0.12)
+    frame = frame.window(tip_x, 0.5 * (top + shape.mouth_y + 0.15), 0.5 * (shape.mouth_y + 0.15 - top) + 0.3)
+    nose_w = shape.nose_width * turn
+    ridge_x = 0.5 * (tip_x + _turned(0.0, yaw, aspect, depth=0.04)[0]) - 0.5 * nose_w * np.sign(pose.light_side)
     frame.shade(frame.blob(ridge_x, 0.5 * (top + tip), 0.03, 0.35 * (tip - top)), 0.16)
-    frame.shade(frame.blob(0.0, tip + 0.03, shape.nose_width * 1.1, 0.05), 0.22)
+    frame.shade(frame.blob(tip_x, tip + 0.03, nose_w * 1.1, 0.05), 0.22)
     for side in (-1.0, 1.0):
-        nostril = frame.ellipse(side * shape.nose_width * 0.45, tip + 0.02, 0.035, 0.02, side * 0.3)
+        nostril = frame.ellipse(tip_x + side * nose_w * 0.45, tip + 0.02, 0.035 * turn, 0.02, side * 0.3)
         frame.paint(nostril, (0.18, 0.1, 0.09), 0.85)
-    my, mw, lip = shape.mouth_y, shape.mouth_width, shape.lip_thickness
+    mx, _ = _turned(0.0, yaw, aspect, depth=0.03)
+    my, mw, lip = shape.mouth_y, shape.mouth_width * turn, shape.lip_thickness
     opening = pose.mouth_open * lip
     if shape.beard:
-        moustache = frame.arc(0.0, my - lip - 0.035, mw * 1.05, 0.03, 0.05, 0.0)
-        frame.paint(moustache, shape.hair_rgb, alpha=0.8)
-    frame.shade(frame.blob(0.0, my + lip + 0.08, mw * 0.6, 0.05), 0.12)
-    frame.paint(frame.ellipse(0.0, my - opening / 2 - lip * 0.45, mw, lip * 0.55), shape.lip_rgb)
-    frame.paint(frame.ellipse(0.0, my + opening / 2 + lip * 0.5, mw * 0.85, lip * 0.65), _scaled(shape.lip_rgb, 1.08))
-    frame.paint(frame.ellipse(0.0, my, mw * 0.92, max(opening / 2, 0.008)), (0.15, 0.05, 0.05))
+        moustache = frame.arc(mx, my - lip - 0.035, mw * 1.05, 0.03, 0.05, 0.0)
+        frame.paint(moustache, shape.hair_rgb, alpha=0.6)
+    frame.shade(frame.blob(mx, my + lip + 0.08, mw * 0.6, 0.05), 0.12)
+    frame.paint(frame.ellipse(mx, my - opening / 2 - lip * 0.45, mw, lip * 0.55), shape.lip_rgb)
+    frame.paint(frame.ellipse(mx, my + opening / 2 + lip * 0.5, mw * 0.85, lip * 0.65), _scaled(shape.lip_rgb, 1.08))
+    frame.paint(frame.ellipse(mx, my, mw * 0.92, max(opening / 2, 0.008)), (0.15, 0.05, 0.05))
 
 
-def _paint_glasses(frame: _Frame, shape: FaceShape) -> None:
-    rim = 0.022
-    frame = frame.window(0.0, shape.eye_y, shape.eye_spacing + shape.eye_width * 1.5)
+def _paint_glasses(frame: _Frame, shape: FaceShape, pose: FacePose) -> None:
+    rim, cy = 0.022, shape.eye_y
+    centre, _ = _turned(0.0, pose.yaw, shape.face_aspect, depth=0.05)
+    frame = frame.window(centre, cy, shape.eye_spacing + shape.eye_width * 1.5 + 0.1)
+    inner = []
     for side in (-1.0, 1.0):
-        cx, rx, ry = side * shape.eye_spacing, shape.eye_width * 1.45, shape.eye_height * 2.1
-        lens = frame.ellipse(cx, shape.eye_y, rx, ry)
+        cx, squeeze = _turned(side * shape.eye_spacing, pose.yaw, shape.face_aspect, depth=0.05)
+        rx, ry = shape.eye_width * 1.45 * squeeze, shape.eye_height * 2.1
+        lens = frame.ellipse(cx, cy, rx, ry)
         frame.paint(lens, (0.6, 0.7, 0.75), alpha=0.12)
-        ring = np.clip(lens - frame.ellipse(cx, shape.eye_y, rx - rim, ry - rim), 0.0, 1.0)
+        ring = np.clip(lens - frame.ellipse(cx, cy, rx - rim, ry - rim), 0.0, 1.0)
         frame.paint(ring, (0.08, 0.07, 0.07))
-    inner = shape.eye_spacing - shape.eye_width * 1.45
-    bridge = frame.arc(0.0, shape.eye_y - 0.03, inner, 0.03, rim, 0.0)
+        inner.append(cx - side * rx)
+    bridge = frame.arc(0.5 * (inner[0] + inner[1]), cy - 0.03, 0.5 * (inner[1] - inner[0]), 0.03, rim, 0.0)
     frame.paint(bridge, (0.08, 0.07, 0.07))
 
 
@@ -239,7 +257,7 @@ def paint_face(canvas: np.ndarray, shape: FaceShape, pose: FacePose) -> None:
     _paint_body_and_back_hair(frame, shape, pose)
     _paint_face(frame, shape, pose)
     for side in (-1.0, 1.0):
-        _paint_eye(frame, shape, pose, side * shape.eye_spacing)
+        _paint_eye(frame, shape, pose, side)
     _paint_nose_and_mouth(frame, shape, pose)
-    if shape.glasses:
-        _paint_glasses(frame, shape)
+    if shape.glasses and pose.wears_glasses:
+        _paint_glasses(frame, shape, pose)

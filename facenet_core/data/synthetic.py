@@ -34,6 +34,7 @@ HAIR_PALETTE = (
     (0.62, 0.60, 0.58),
 )
 MIN_HAIR_CONTRAST = 0.15
+DARK_SKIN_LUMA = 0.45
 IRIS_PALETTE = ((0.30, 0.18, 0.10), (0.20, 0.35, 0.55), (0.28, 0.40, 0.25), (0.45, 0.33, 0.18))
 
 
@@ -60,13 +61,23 @@ def _luma(rgb: RGB) -> float:
 
 
 def _hair_colour(rng: np.random.Generator, skin: RGB) -> RGB:
-    """A palette hair colour that stands out from the skin (the head outline must stay visible)."""
-    contrasting = [c for c in HAIR_PALETTE if abs(_luma(c) - _luma(skin)) >= MIN_HAIR_CONTRAST]
+    """A palette hair colour that stands out from the skin (the head outline must stay visible);
+    on dark skin only darker hair (light hair around a dark face is what MTCNN misses)."""
+    tone = _luma(skin)
+    contrasting = [
+        c
+        for c in HAIR_PALETTE
+        if abs(_luma(c) - tone) >= MIN_HAIR_CONTRAST and (tone >= DARK_SKIN_LUMA or _luma(c) < tone)
+    ]
     return _jitter(rng, contrasting[rng.integers(len(contrasting))], 0.03)
 
 
 def identity_shape(seed: int, index: int) -> FaceShape:
-    """The face of identity `index`: fixed for a seed, different from one identity to the next."""
+    """The face of identity `index`: fixed for a seed, different from one identity to the next.
+
+    Hair always contrasts with the skin and beards are darker than it: outlines and a mouth
+    lost in a similar colour are what MTCNN misses most.
+    """
     rng = np.random.default_rng([seed, 0, index])
     skin = _jitter(rng, _mix(SKIN_DARK, SKIN_LIGHT, rng.uniform(0.0, 1.0)), 0.025)
     hair = _hair_colour(rng, skin)
@@ -95,7 +106,7 @@ def identity_shape(seed: int, index: int) -> FaceShape:
         hairline=rng.uniform(0.55, 0.8),
         ear_size=rng.uniform(0.8, 1.2),
         glasses=bool(rng.uniform() < 0.2),
-        beard=bool(rng.uniform() < 0.15),
+        beard=bool(rng.uniform() < 0.15) and _luma(hair) < _luma(skin) - MIN_HAIR_CONTRAST,
     )
 
 
@@ -122,21 +133,23 @@ def _pose(rng: np.random.Generator, size: int) -> FacePose:
         center_y=size * (0.5 + rng.uniform(-0.05, 0.05)),
         half_height_px=size * rng.uniform(0.19, 0.26),
         angle=float(np.clip(rng.normal(0.0, 0.1), -0.25, 0.25)),
+        yaw=float(np.clip(rng.normal(0.0, 0.15), -0.35, 0.35)),
         mouth_open=rng.uniform(0.0, 1.0) ** 3,
         gaze_x=rng.uniform(-1.0, 1.0),
         brow_raise=rng.uniform(-0.01, 0.03),
         light_side=rng.uniform(-1.0, 1.0),
         shirt_rgb=tuple(float(c) for c in rng.uniform(0.05, 0.9, 3)),
+        wears_glasses=bool(rng.uniform() < 0.8),
     )
 
 
 def _photograph(rng: np.random.Generator, canvas: np.ndarray) -> Image.Image:
     """Camera effects on a painted scene: exposure, contrast, colour cast, light falloff, noise, blur."""
     size = canvas.shape[0]
-    contrast = rng.uniform(0.75, 1.15)
-    brightness = rng.uniform(-0.1, 0.1)
-    cast = rng.uniform(0.9, 1.1, 3).astype(np.float32)
-    angle, strength = rng.uniform(0.0, 2 * np.pi), rng.uniform(0.0, 0.3)
+    contrast = rng.uniform(0.7, 1.2)
+    brightness = rng.uniform(-0.12, 0.12)
+    cast = rng.uniform(0.86, 1.14, 3).astype(np.float32)
+    angle, strength = rng.uniform(0.0, 2 * np.pi), rng.uniform(0.0, 0.45)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
     falloff = (1.0 + strength * (xs * np.cos(angle) + ys * np.sin(angle)))[..., None]
     image = ((canvas - 0.5) * contrast + 0.5 + brightness) * cast * falloff
