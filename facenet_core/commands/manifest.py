@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         "--fast", action="store_true", help="trust extensions: read only image headers instead of decoding"
     )
     parser.add_argument("--dedupe", action="store_true", help="drop byte-identical duplicates (reads every byte)")
-    parser.add_argument("--workers", type=int, default=None, help="scan processes (default: one per CPU core)")
+    parser.add_argument("--workers", type=int, default=0, help="scan processes (0: one per CPU core)")
     parser.add_argument("--no_progress", "--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 

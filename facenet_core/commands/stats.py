@@ -23,10 +23,10 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("manifest", help="manifest (.parquet) built by `facenet manifest`")
-    parser.add_argument("--sample", type=int, default=None, help="measure this many random images (default: all)")
+    parser.add_argument("--sample", type=int, default=None, help="measure this many random images (none: all of them)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random sample")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU core)")
-    parser.add_argument("--out", default=None, help="output stem (default: <manifest stem>.stats beside it)")
+    parser.add_argument("--workers", type=int, default=0, help="processes (0: one per CPU core)")
+    parser.add_argument("--out", default=None, help="output stem (none: <manifest stem>.stats beside the manifest)")
     parser.add_argument("--no_progress", "--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 

@@ -212,7 +212,7 @@ def build_manifest(
     return summary
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Manifest:
     """A manifest held as numpy arrays (no per-row Python objects): cheap to share with workers."""
 
