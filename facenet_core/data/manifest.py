@@ -24,6 +24,8 @@ from facenet_core.data.scan import IdentityScan, list_identities, scan_chunk
 from facenet_core.fileio import atomic_path, atomic_write_json
 
 MANIFEST_VERSION = "1"
+# Bump when the manifest built from the same files would differ (cache keys include it).
+STAGE_VERSION = 1
 META_ROOT = b"facenet.root"
 META_FINGERPRINT = b"facenet.fingerprint"
 META_VERSION = b"facenet.manifest_version"

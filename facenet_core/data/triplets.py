@@ -17,6 +17,8 @@ import numpy as np
 from facenet_core.fileio import atomic_path, atomic_write_json
 
 TRIPLETS_FORMAT = "facenet-triplets-1"
+# Bump when the triplets drawn for the same (manifest, seed, epoch) would differ.
+STAGE_VERSION = 1
 
 
 def _class_index(labels: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
