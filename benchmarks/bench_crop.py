@@ -1,10 +1,12 @@
 """MTCNN detection speed: this project's PyTorch detector vs the reference TensorFlow detect_face.py.
 
 Both run on the same images in the same benchmark run: LFW pictures (250x250) and larger pictures
-built from them (640x480, 1280x720). The reference runs in a subprocess of a throwaway venv (see
+built from them (640x480, 1280x720). The reference runs in subprocesses of a throwaway venv (see
 benchmarks/reference/mtcnn_reference.py for how to build it); it is skipped when that venv is
-absent. Each figure is the median of --repeats timed passes after a warm-up; decoding is excluded
-on both sides. One process per core, one thread each; `--processes 1 2` compares 1 and 2.
+absent. Every process is started once, loads its images and warms up; then rounds alternate one
+reference pass with one pass of ours per batch size, so both see the same machine load (the CPU
+may be shared). Figures are medians over rounds; the ratio is the median of per-round ratios.
+Decoding is excluded on both sides; one thread per process, `--processes 1 2` compares 1 and 2.
 
     .venv/bin/python benchmarks/bench_crop.py                     # CPU, vs reference
     .venv/bin/python benchmarks/bench_crop.py --device cuda --batch-sizes 1 64 256 --no-reference
@@ -36,7 +38,7 @@ REFERENCE_SCRIPT = REPO / "benchmarks" / "reference" / "mtcnn_reference.py"
 
 
 def make_images(lfw_root: Path, folder: Path, count: int, large_count: int) -> dict[str, list[str]]:
-    """PNG files of each size class under `folder`, built deterministically from LFW."""
+    """Image files of each size class, built deterministically from LFW (larger ones as PNG in `folder`)."""
     files = lfw_files(lfw_root)
     picked = files[:: max(len(files) // count, 1)][:count]
     sets: dict[str, list[str]] = {"250x250": [str(p) for p in picked]}
@@ -50,7 +52,7 @@ def make_images(lfw_root: Path, folder: Path, count: int, large_count: int) -> d
     return sets
 
 
-def _ours_worker(paths, device, batch, repeats, barrier, queue) -> None:
+def _ours_server(paths: list[str], device: str, connection) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -58,10 +60,9 @@ def _ours_worker(paths, device, batch, repeats, barrier, queue) -> None:
 
     detector = MTCNN(device)
     images = [read_rgb(Path(p)) for p in paths]
-    detector.detect(images[:batch])
-    times = []
-    for _ in range(repeats):
-        barrier.wait()
+    detector.detect(images[:4])
+    connection.send("ready")
+    while (batch := connection.recv()) is not None:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -69,56 +70,103 @@ def _ours_worker(paths, device, batch, repeats, barrier, queue) -> None:
             detector.detect(images[i : i + batch])
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    queue.put(times)
+        connection.send(time.perf_counter() - start)
 
 
-def time_ours(paths: list[str], device: str, batch: int, processes: int, repeats: int) -> float:
-    """Images/s of the PyTorch detector with `processes` processes sharing the images."""
-    context = multiprocessing.get_context("spawn")
-    barrier, queue = context.Barrier(processes), context.Queue()
-    parts = [paths[i::processes] for i in range(processes)]
-    workers = [
-        context.Process(target=_ours_worker, args=(part, device, batch, repeats, barrier, queue)) for part in parts
-    ]
-    for worker in workers:
-        worker.start()
-    results = [queue.get() for _ in workers]
-    for worker in workers:
-        worker.join()
-    per_repeat = [max(r[k] for r in results) for k in range(repeats)]
-    return len(paths) / statistics.median(per_repeat)
+class OursPool:
+    """`processes` warm detector processes, each holding its share of the images."""
+
+    def __init__(self, paths: list[str], device: str, processes: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.links, self.procs = [], []
+        for i in range(processes):
+            parent, child = context.Pipe()
+            proc = context.Process(target=_ours_server, args=(paths[i::processes], device, child))
+            proc.start()
+            self.links.append(parent)
+            self.procs.append(proc)
+        for link in self.links:
+            link.recv()
+
+    def run(self, batch: int) -> float:
+        for link in self.links:
+            link.send(batch)
+        return max(link.recv() for link in self.links)
+
+    def close(self) -> None:
+        for link in self.links:
+            link.send(None)
+        for proc in self.procs:
+            proc.join()
 
 
-def time_reference(python: str, paths: list[str], processes: int, repeats: int, folder: Path) -> float:
-    """Images/s of the reference detector, `processes` subprocesses started together (one thread each)."""
-    runs = []
-    for i in range(processes):
-        listing, out = folder / f"ref_{i}.txt", folder / f"ref_{i}.json"
-        listing.write_text("\n".join(paths[i::processes]) + "\n")
-        command = [python, str(REFERENCE_SCRIPT), "bench", "--list", str(listing), "--out", str(out)]
-        command += ["--threads", "1", "--repeats", str(repeats)]
-        runs.append((subprocess.Popen(command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL), out))
-    results = []
-    for proc, out in runs:
-        if proc.wait() != 0:
-            raise RuntimeError(f"reference run failed (exit {proc.returncode}); check the venv at {python}")
-        results.append(json.loads(out.read_text())["seconds"])
-    per_repeat = [max(r[k] for r in results) for k in range(repeats)]
-    return len(paths) / statistics.median(per_repeat)
+class ReferencePool:
+    """`processes` warm reference subprocesses (one thread each), each holding its share of the images."""
+
+    def __init__(self, python: str, paths: list[str], processes: int, folder: Path) -> None:
+        self.procs = []
+        for i in range(processes):
+            listing = folder / f"ref_{processes}_{i}.txt"
+            listing.write_text("\n".join(paths[i::processes]) + "\n")
+            command = [python, str(REFERENCE_SCRIPT), "serve", "--list", str(listing), "--threads", "1"]
+            self.procs.append(
+                subprocess.Popen(
+                    command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+                )
+            )
+        for proc in self.procs:
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"reference process failed to start; check the venv at {python}")
+
+    def run(self) -> float:
+        for proc in self.procs:
+            proc.stdin.write("run\n")
+            proc.stdin.flush()
+        return max(json.loads(proc.stdout.readline())["seconds"] for proc in self.procs)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.stdin.close()
+            proc.wait()
+
+
+def measure(paths, processes, args, folder, use_reference) -> list[dict]:
+    """Interleaved rounds for one image set and process count; one row per implementation/batch."""
+    reference = ReferencePool(args.reference_python, paths, processes, folder) if use_reference else None
+    ours = OursPool(paths, args.device, processes)
+    ref_rates, rates = [], {b: [] for b in args.batch_sizes}
+    try:
+        for _ in range(args.repeats):
+            if reference:
+                ref_rates.append(len(paths) / reference.run())
+            for batch in args.batch_sizes:
+                rates[batch].append(len(paths) / ours.run(batch))
+    finally:
+        ours.close()
+        if reference:
+            reference.close()
+    rows = []
+    if ref_rates:
+        rows.append({"impl": "reference TF", "batch": 1, "images_per_s": statistics.median(ref_rates), "ratio": 1.0})
+    for batch, values in rates.items():
+        ratio = statistics.median(v / r for v, r in zip(values, ref_rates, strict=True)) if ref_rates else None
+        rows.append(
+            {"impl": f"ours {args.device}", "batch": batch, "images_per_s": statistics.median(values), "ratio": ratio}
+        )
+    return [row | {"processes": processes, "images": len(paths)} for row in rows]
 
 
 def main() -> None:
     disable_telemetry()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", default=str(REPO.parent / "shared" / "data" / "lfw" / "lfw-deepfunneled"))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--count", type=int, default=64, help="LFW images timed")
-    parser.add_argument("--large-count", type=int, default=8, help="images per larger size")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for our detector")
+    parser.add_argument("--count", type=int, default=48, help="LFW images timed")
+    parser.add_argument("--large-count", type=int, default=6, help="images per larger size")
     parser.add_argument("--sizes", nargs="+", default=["250x250", "640x480", "1280x720"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 16])
     parser.add_argument("--processes", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--reference-python", default="/tmp/tfref/bin/python")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_crop.json"))
@@ -126,18 +174,11 @@ def main() -> None:
     use_reference = not args.no_reference and Path(args.reference_python).exists()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        sets = make_images(Path(args.lfw), folder, args.count, args.large_count)
+        sets = make_images(Path(args.lfw), Path(tmp), args.count, args.large_count)
         for size in args.sizes:
-            paths = sets[size]
             for processes in args.processes:
-                reference = None
-                if use_reference:
-                    reference = time_reference(args.reference_python, paths, processes, args.repeats, folder)
-                rows.append(_row(size, "reference TF", processes, 1, reference, reference))
-                for batch in args.batch_sizes:
-                    ours = time_ours(paths, args.device, batch, processes, args.repeats)
-                    rows.append(_row(size, f"ours {args.device}", processes, batch, ours, reference))
+                for row in measure(sets[size], processes, args, Path(tmp), use_reference):
+                    rows.append({"size": size} | row)
                     _print(rows[-1])
     meta = {"device": args.device, "repeats": args.repeats, "cpu_count": multiprocessing.cpu_count()}
     atomic_write_json(args.out, {"meta": meta, "rows": rows})
@@ -146,17 +187,13 @@ def main() -> None:
         _print(row)
 
 
-def _row(size, name, processes, batch, rate, reference) -> dict:
-    ratio = rate / reference if rate is not None and reference else None
-    return {"size": size, "impl": name, "processes": processes, "batch": batch, "images_per_s": rate, "ratio": ratio}
-
-
 def _print(row: dict) -> None:
     rate = row["images_per_s"]
-    per = f"{rate / row['processes']:8.1f}" if rate else "       -"
     ratio = f"{row['ratio']:6.2f}" if row["ratio"] else "     -"
-    shown = f"{rate:8.1f}" if rate else "       -"
-    print(f"{row['size']:>9} {row['impl']:<15} {row['processes']:>5} {row['batch']:>5} {shown} {per} {ratio}")
+    print(
+        f"{row['size']:>9} {row['impl']:<15} {row['processes']:>5} {row['batch']:>5} "
+        f"{rate:8.1f} {rate / row['processes']:8.1f} {ratio}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ This script runs only in a throwaway virtualenv; it is never imported by the pro
     # fixture: detections of the test images (tests/detect/fixtures/reference_lfw.json)
     /tmp/tfref/bin/python benchmarks/reference/mtcnn_reference.py fixture \
         --lfw /work/shared/data/lfw/lfw-deepfunneled --out tests/detect/fixtures/reference_lfw.json
-    # timing (used by benchmarks/bench_crop.py): one image at a time, one thread
-    /tmp/tfref/bin/python benchmarks/reference/mtcnn_reference.py bench --list files.txt --out t.json
+    # timing server driven by benchmarks/bench_crop.py: one image at a time, one thread
+    /tmp/tfref/bin/python benchmarks/reference/mtcnn_reference.py serve --list files.txt
 
 The image set is defined in reference_images.py (shared with the tests): every 60th LFW image in
 sorted order plus larger pictures built from LFW images with OpenCV.
@@ -99,18 +99,20 @@ def run_fixture(args: argparse.Namespace) -> None:
     print(f"wrote {len(rows)} rows to {args.out}")
 
 
-def run_bench(args: argparse.Namespace) -> None:
+def run_serve(args: argparse.Namespace) -> None:
+    """Load the listed images, then time one detection pass per `run` line read from stdin."""
     detect = load_detector(threads=args.threads)
     paths = [line for line in Path(args.list).read_text().splitlines() if line]
     images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
     detect(images[0])
-    times = []
-    for _ in range(args.repeats):
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
         start = time.perf_counter()
         for img in images:
             detect(img)
-        times.append(time.perf_counter() - start)
-    Path(args.out).write_text(json.dumps({"images": len(images), "seconds": times}) + "\n")
+        print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
 
 
 def main() -> None:
@@ -120,13 +122,11 @@ def main() -> None:
     fixture.add_argument("--lfw", required=True)
     fixture.add_argument("--out", required=True)
     fixture.add_argument("--threads", type=int, default=1)
-    bench = sub.add_parser("bench")
-    bench.add_argument("--list", required=True)
-    bench.add_argument("--out", required=True)
-    bench.add_argument("--threads", type=int, default=1)
-    bench.add_argument("--repeats", type=int, default=3)
+    serve = sub.add_parser("serve")
+    serve.add_argument("--list", required=True)
+    serve.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    run_fixture(args) if args.mode == "fixture" else run_bench(args)
+    run_fixture(args) if args.mode == "fixture" else run_serve(args)
 
 
 if __name__ == "__main__":
