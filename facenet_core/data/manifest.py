@@ -76,6 +76,14 @@ def _scan_all(root: Path, identities: list[str], validate: bool, dedupe: bool, w
                 yield from chunk
 
 
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def content_fingerprint(table: pa.Table) -> str:
     """sha256 over the manifest's columns in row order (independent of the root's location)."""
     digest = hashlib.sha256(MANIFEST_VERSION.encode())
@@ -162,7 +170,9 @@ def build_manifest(
         present = set(identities)
         missing = sorted(set(wanted) - present)
         identities = sorted(present.intersection(wanted))
-    rejects: list[tuple[str, str]] = []
+    bad_names = [name for name in identities if not _is_utf8(name)]
+    rejects = [(f"{name.encode('utf-8', 'replace').decode()}/", "folder name is not valid UTF-8") for name in bad_names]
+    identities = [name for name in identities if _is_utf8(name)]
     scans, empty, ignored = [], [], 0
     for scan in _scan_all(root, identities, validate, dedupe, workers or os.cpu_count() or 1, progress):
         rejects.extend(scan.rejects)

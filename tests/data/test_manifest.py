@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -155,3 +157,14 @@ def test_cli_manifest_then_triplets(image_tree, tmp_path, capsys):
     assert np.load(npy).shape == (12, 3)
     assert facenet([*args, "--num_human_identities_per_batch", "4"]) == 2
     assert "exceeds the 3 identities" in capsys.readouterr().err
+
+
+def test_undecodable_names_are_rejected_not_fatal(image_tree, tmp_path):
+    root = image_tree({"ok": 2})
+    os.mkdir(os.fsencode(root) + b"/bad\xff")
+    write_image(Path(os.fsdecode(os.fsencode(root) + b"/bad\xff/a.png")))
+    write_image(Path(os.fsdecode(os.fsencode(root) + b"/ok/b\xfe.png")))
+    summary = build_manifest(root, tmp_path / "m.parquet", workers=1, progress=False)
+    assert summary["num_images"] == 2 and summary["num_rejected"] == 2
+    reasons = pq.read_table(sidecar_paths(tmp_path / "m.parquet")[0]).column("reason").to_pylist()
+    assert sorted(reasons) == ["file name is not valid UTF-8", "folder name is not valid UTF-8"]
