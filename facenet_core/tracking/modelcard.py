@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,7 +67,7 @@ def model_card(
         "identities per batch": config.num_human_identities_per_batch,
         "seed": config.seed,
     }
-    metrics = {key: value for key, value in eval_metrics.items() if isinstance(value, int | float)}
+    metrics = {key: f"{float(value):.6g}" for key, value in eval_metrics.items() if isinstance(value, numbers.Real)}
     evaluation = {"set": eval_set.name, "protocol": eval_set.protocol, "fingerprint": eval_set_fingerprint, **metrics}
     licence = LICENCE_NOTES.get(dataset.name.lower(), UNKNOWN_LICENCE)
     return "\n\n".join(

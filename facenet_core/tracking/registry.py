@@ -9,6 +9,7 @@ different sets are never compared.
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 from collections.abc import Mapping
 from importlib import metadata
@@ -33,6 +34,7 @@ TAG_FINGERPRINT = "eval_set.fingerprint"
 TAG_PROTOCOL = "eval_set.protocol"
 TAG_SELECTION = "selection_metric"
 TAG_CHECKPOINT = "facenet.checkpoint_sha256"
+TAG_REGISTERED = "facenet.registered_version"
 REQUIREMENTS = ("torch", "torchvision", "timm", "numpy", "pillow", "mlflow", "cloudpickle")
 
 
@@ -71,7 +73,7 @@ def version_tags(
     """Model-version tags: contract, metrics, evaluation set and what was trained."""
     tags = {
         **contract_tags(contract),
-        **{f"metric.{k}": str(float(v)) for k, v in eval_metrics.items() if isinstance(v, int | float)},
+        **{f"metric.{k}": str(float(v)) for k, v in eval_metrics.items() if isinstance(v, numbers.Real)},
         "eval_set.name": eval_set.name,
         TAG_PROTOCOL: eval_set.protocol,
         TAG_FINGERPRINT: eval_set_fingerprint,
@@ -176,8 +178,10 @@ def register_best(
             "name": name,
             "version": str(existing.version),
             "model_uri": f"models:/{name}/{existing.version}",
+            "model_id": existing.model_id,
             "alias": aliases[0] if aliases else None,
             "reason": "already registered from this run and checkpoint",
+            "previous_champion": None,
         }
 
     model, checkpoint = load_model_from_checkpoint(checkpoint_path, device="cpu")
@@ -220,5 +224,6 @@ def register_best(
     )
     decision = apply_alias_rules(client, name, registered.version, config.selection_metric)
     version = str(registered.version)
+    client.set_tag(run_id, TAG_REGISTERED, f"{name}/{version}")
     model_uri = f"models:/{name}/{version}"
     return {"name": name, "version": version, "model_uri": model_uri, "model_id": info.model_id, **decision}

@@ -80,12 +80,13 @@ def test_champion_loads_as_pyfunc_and_pytorch_and_embeds(config, tmp_path):
     assert version.tags["eval_set.fingerprint"] == FINGERPRINT
     assert version.tags["eval_set.protocol"] == "kfold10"
     run = client.get_run(version.run_id)
+    assert run.data.tags["facenet.registered_version"] == "facenet/1"
     logged = client.get_logged_model(first["model_id"])
     assert logged.experiment_id == run.info.experiment_id
     assert logged.artifact_location.startswith((tmp_path / "workspace" / "mlflow-artifacts").as_uri())
     card = Path(mlflow.artifacts.download_artifacts("models:/facenet@champion/MODEL_CARD.md")).read_text()
     assert "## Licence notes of the training data" in card and "Synthetic faces" in card
-    assert "| accuracy | 0.8 |" in card
+    assert "| accuracy | 0.8 |" in card and "| num_pairs | 6000 |" in card
 
     original, _ = load_model_from_checkpoint(tmp_path / "run-a" / "best.pt")
     rng = np.random.default_rng(0)
