@@ -122,10 +122,15 @@ class _Frame:
         return across * along
 
     def paint(self, mask: np.ndarray, rgb: RGB | np.ndarray, alpha: float = 1.0) -> None:
-        """Blend colour `rgb` (a triple or an image) over the canvas where `mask` covers it."""
-        weight = (mask * alpha)[..., None]
-        self.canvas *= 1.0 - weight
-        self.canvas += weight * np.asarray(rgb, dtype=np.float32)
+        """Blend colour `rgb` (a triple or an image of this window) over the canvas where `mask` covers it."""
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if not rows.size:
+            return
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        colour = np.asarray(rgb, dtype=np.float32)
+        colour = colour[box] if colour.ndim == 3 else colour
+        target = self.canvas[box]
+        target += (mask[box] * alpha)[..., None] * (colour - target)
 
     def shade(self, mask: np.ndarray, factor: float) -> None:
         """Multiply the canvas by (1 - factor * mask): shadows where factor > 0."""

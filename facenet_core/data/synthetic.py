@@ -150,11 +150,16 @@ def _photograph(rng: np.random.Generator, canvas: np.ndarray) -> Image.Image:
     brightness = rng.uniform(-0.12, 0.12)
     cast = rng.uniform(0.86, 1.14, 3).astype(np.float32)
     angle, strength = rng.uniform(0.0, 2 * np.pi), rng.uniform(0.0, 0.45)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
-    falloff = (1.0 + strength * (xs * np.cos(angle) + ys * np.sin(angle)))[..., None]
-    image = ((canvas - 0.5) * contrast + 0.5 + brightness) * cast * falloff
-    image += rng.normal(0.0, rng.uniform(0.0, 0.03), image.shape).astype(np.float32)
-    pil = Image.fromarray((np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))
+    ramp = (np.arange(size, dtype=np.float32) / size - 0.5) * strength
+    falloff = 1.0 + ramp[:, None] * np.sin(angle) + ramp[None, :] * np.cos(angle)
+    image = canvas * np.float32(contrast)
+    image += np.float32(0.5 * (1.0 - contrast) + brightness)
+    image *= falloff[..., None] * (255 * cast)
+    image += np.float32(255 * rng.uniform(0.0, 0.03)) * rng.standard_normal((size, size, 1), dtype=np.float32)
+    image += 0.5
+    np.maximum(image, 0.0, out=image)
+    np.minimum(image, 255.0, out=image)
+    pil = Image.fromarray(image.astype(np.uint8))
     return pil.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 1.0)))
 
 
