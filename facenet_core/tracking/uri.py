@@ -13,6 +13,9 @@ from facenet_core.workspace import Workspace
 # caller buffers the metrics and goes on training. Applied only when the user has not set them.
 FAIL_FAST_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 _LOCAL_SCHEMES = ("sqlite:", "file:", "postgresql", "mysql", "mssql")
+# mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; a value this process exported itself
+# is not the user's choice and must not redirect another workspace to this one's store.
+_exported: set[str] = set()
 
 
 def resolve_tracking(config: Config, workspace: Workspace | None = None) -> tuple[str, str | None]:
@@ -23,7 +26,10 @@ def resolve_tracking(config: Config, workspace: Workspace | None = None) -> tupl
     for a database or file store, and None for a tracking server (it keeps its own artifacts).
     """
     workspace = workspace or Workspace.from_config(config)
-    uri = config.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workspace.mlflow_db}"
+    from_env = os.environ.get("MLFLOW_TRACKING_URI")
+    if from_env in _exported:
+        from_env = None
+    uri = config.mlflow_tracking_uri or from_env or f"sqlite:///{workspace.mlflow_db}"
     if uri.startswith(_LOCAL_SCHEMES) or "://" not in uri:
         return uri, workspace.mlflow_artifacts.as_uri()
     return uri, None
@@ -42,6 +48,8 @@ def configure_tracking(config: Config, workspace: Workspace | None = None) -> tu
     uri, artifact_root = resolve_tracking(config, workspace)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("MLFLOW_TRACKING_URI") != uri:
+        _exported.add(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri, artifact_root

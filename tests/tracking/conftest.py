@@ -22,6 +22,15 @@ def config(tmp_path: Path) -> Config:
 
 
 @pytest.fixture(autouse=True)
-def _no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests pick their own stores: a user's MLFLOW_TRACKING_URI must not leak in."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def _isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests pick their own stores: a user's MLFLOW_TRACKING_URI must not leak in, and the URIs and
+    experiment these tests make current (process-wide in MLflow) are undone for the tests after them."""
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+    import mlflow.tracking.fluent as fluent
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
+    monkeypatch.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
+    monkeypatch.setattr(fluent, "_active_experiment_id", fluent._active_experiment_id)

@@ -7,7 +7,7 @@ from mlflow import MlflowClient
 from facenet_core.tracking.metrics import log_epoch_metrics, log_step_metrics
 from facenet_core.tracking.provenance import TAG_GIT_COMMIT, TAG_MANIFEST, provenance_tags
 from facenet_core.tracking.runs import TAG_CHANGED, experiment_name, flatten_config, open_run
-from facenet_core.tracking.uri import resolve_tracking
+from facenet_core.tracking.uri import configure_tracking, resolve_tracking
 from facenet_core.workspace import Workspace
 
 
@@ -20,6 +20,12 @@ def test_default_store_is_sqlite_in_the_workspace(config, monkeypatch):
     assert resolve_tracking(config) == ("http://tracking.example:5000", None)
     named = config.model_copy(update={"mlflow_tracking_uri": "sqlite:////data/other.db"})
     assert resolve_tracking(named)[0] == "sqlite:////data/other.db"
+
+
+def test_each_workspace_keeps_its_own_store(config, tmp_path):
+    first = configure_tracking(config)[0]
+    other = config.model_copy(update={"workspace": str(tmp_path / "other")})
+    assert resolve_tracking(other)[0] == f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}" != first
 
 
 def test_flatten_config_joins_nested_keys():
