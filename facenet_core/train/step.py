@@ -75,7 +75,7 @@ def train_step(
     else:
         optimizer.step()
     hinge_total = all_reduce_sum(terms.hinge_sum, options.world_size)
-    triplets = torch.tensor(float(len(anchors) * options.world_size), device=device)
+    triplets = torch.full_like(kept, float(len(anchors) * options.world_size))
     return torch.stack((hinge_total / kept.clamp(min=1), kept, triplets))
 
 
