@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -18,6 +19,13 @@ from facenet_core.data.transforms import eval_transform
 log = logging.getLogger(__name__)
 
 DISTANCE_METRICS = ("euclidean", "cosine")
+
+
+class Embeddings(NamedTuple):
+    """One row per image (float32); `readable` is False for files that could not be decoded."""
+
+    vectors: np.ndarray
+    readable: np.ndarray
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -63,11 +71,11 @@ def embed_images(
     device: str | torch.device = "auto",
     flip_tta: bool = False,
     num_workers: int = 0,
-) -> np.ndarray:
+) -> Embeddings:
     """Embed each image once, `batch_size` images per forward pass, with the eval transform.
 
     With `flip_tta` the embedding is the L2-normalised sum of the image's and its mirror's
-    embeddings. Returns float32 (len(paths), D); rows of unreadable images are NaN.
+    embeddings. Unreadable files are logged and marked in `readable` (their rows are zeros).
     """
     device = resolve_device(device)
     was_training = model.training
@@ -81,6 +89,7 @@ def embed_images(
         pin_memory=device.type == "cuda",
     )
     out: np.ndarray | None = None
+    readable = np.zeros(len(paths), dtype=bool)
     try:
         for indices, images in loader:
             if images is None:
@@ -90,13 +99,14 @@ def embed_images(
             if flip_tta:
                 embeddings = F.normalize(embeddings + model(torch.flip(images, dims=[3])), dim=1)
             if out is None:
-                out = np.full((len(paths), embeddings.shape[1]), np.nan, dtype=np.float32)
+                out = np.zeros((len(paths), embeddings.shape[1]), dtype=np.float32)
             out[indices.numpy()] = embeddings.float().cpu().numpy()
+            readable[indices.numpy()] = True
     finally:
         model.train(was_training)
     if out is None:
         raise ValueError(f"none of the {len(paths)} evaluation images could be read")
-    return out
+    return Embeddings(out, readable)
 
 
 def pair_distances(

@@ -64,7 +64,7 @@ class _CountsBelow:
     def __init__(self, distances: np.ndarray, issame: np.ndarray, groups: np.ndarray, num_groups: int):
         distances = np.asarray(distances, dtype=np.float64)
         if np.isnan(distances).any():
-            raise ValueError("distances contain NaN: check the embeddings (an image that failed to load?)")
+            raise ValueError("distances contain NaN: the model's embeddings are not finite (diverged weights?)")
         order = np.argsort(distances, kind="stable")
         self.sorted = distances[order]
         code = np.asarray(groups, dtype=np.int64)[order] * 2 + (~np.asarray(issame, dtype=bool)[order])

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from facenet_core.evaluate.embed import embed_images, pair_distances
+from facenet_core.evaluate.embed import DISTANCE_METRICS, embed_images, pair_distances
 from facenet_core.evaluate.metrics import ROC_THRESHOLDS, PairMetrics, kfold_metrics, train_test_metrics
 from facenet_core.evaluate.pairs import ResolvedPairs, filter_people, read_pairs, read_people, resolve_pairs
 from facenet_core.evaluate.plots import plot_accuracy, plot_roc
@@ -93,6 +93,11 @@ def evaluate_model(
     protocol = _field(eval_set, "protocol", "kfold10")
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if distance_metric not in DISTANCE_METRICS:
+        raise ValueError(f"distance_metric must be one of {DISTANCE_METRICS}, got {distance_metric!r}")
+    for name in ("root", "pairs"):
+        if not _field(eval_set, name):
+            raise ValueError(f"the eval set needs {name!r} (image folder and pairs file)")
     root = str(_field(eval_set, "root"))
     sets = [_load_pairs(str(_field(eval_set, "pairs")), root, _field(eval_set, "people_file"))]
     if protocol == "train_test":
@@ -103,7 +108,7 @@ def evaluate_model(
 
     images = [path for s in sets for path in s.images]
     unique = {path: i for i, path in enumerate(dict.fromkeys(images))}
-    embeddings = embed_images(
+    embeddings, readable_images = embed_images(
         model,
         list(unique),
         image_size=image_size,
@@ -114,16 +119,18 @@ def evaluate_model(
         flip_tta=flip_tta,
         num_workers=num_workers,
     )
-    unreadable = sorted(f"{path.parent.name}/{path.stem}" for path, i in unique.items() if np.isnan(embeddings[i, 0]))
+    unreadable = sorted(f"{path.parent.name}/{path.stem}" for path, i in unique.items() if not readable_images[i])
     per_set = []
     for s in sets:
         remap = np.array([unique[path] for path in s.images], dtype=np.int64)
         left, right = remap[s.left], remap[s.right]
-        readable = ~np.isnan(embeddings[left, 0]) & ~np.isnan(embeddings[right, 0])
+        readable = readable_images[left] & readable_images[right]
         distances = pair_distances(embeddings, left[readable], right[readable], distance_metric)
         per_set.append((s.pairs.select(readable), distances, s.missing_pairs + int((~readable).sum())))
 
     test_pairs, test_d, test_missing = per_set[0]
+    if not len(test_pairs):
+        raise ValueError(f"no pair of {_field(eval_set, 'pairs')} has both images readable under {root}")
     if protocol == "kfold10":
         metrics = kfold_metrics(test_d, test_pairs.issame, test_pairs.folds(10))
         missing = test_missing

@@ -32,6 +32,7 @@ def seed_checkpoint(tmp_path):
     return path, model.eval()
 
 
+@pytest.mark.slow
 def test_evaluate_seed_checkpoint_prints_accuracy_first(seed_checkpoint, face_tree, view2_file, tmp_path, capsys):
     path, model = seed_checkpoint
     common = ["--checkpoint", str(path), "--lfw", str(face_tree), "--pairs", str(view2_file), "--image_size", "32"]

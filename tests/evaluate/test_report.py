@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from facenet_core.config.schema import EvalSet
@@ -140,3 +141,21 @@ def test_log_line_in_the_seeds_order():
         "Epoch 3 lfw: Accuracy 0.9845+-0.0100\tPrecision 0.9000+-0.0200\tRecall 0.8000+-0.0300\t"
         "ROC Area Under Curve: 0.9500\tBest distance threshold: 1.10+-0.05\tTAR: 0.5000+-0.1000 @ FAR: 0.0010"
     )
+
+
+def test_bad_settings_fail_before_embedding(face_tree, colour_net, view2_file):
+    eval_set = {"root": face_tree, "pairs": view2_file}
+    with pytest.raises(ValueError, match="distance_metric"):
+        evaluate_model(colour_net, eval_set, distance_metric="manhattan", **KWARGS)
+    with pytest.raises(ValueError, match="'root'"):
+        evaluate_model(colour_net, {"pairs": view2_file}, **KWARGS)
+    assert colour_net.batches == []
+
+
+def test_diverged_model_is_an_error_not_missing_images(face_tree, view2_file):
+    class NaNNet(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 4), float("nan"))
+
+    with pytest.raises(ValueError, match="not finite"):
+        evaluate_model(NaNNet(), {"root": face_tree, "pairs": view2_file}, **KWARGS)
