@@ -45,7 +45,9 @@ def plot_accuracy(
     fig = _figure(6, 4)
     ax = fig.add_subplot()
     ax.errorbar(epochs, accuracy, yerr=accuracy_std, marker="o", capsize=3, color="tab:red")
-    ax.set(xlabel="Epoch", ylabel="Accuracy", title=title, ylim=(0, 1.0))
+    lowest = float(np.min(np.asarray(accuracy) - np.asarray(accuracy_std))) if len(accuracy) else 0.0
+    bottom = max(0.0, np.floor((lowest - 0.02) * 20) / 20)  # zoomed in once accuracies get high
+    ax.set(xlabel="Epoch", ylabel="Accuracy", title=title, ylim=(bottom, 1.0))
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
