@@ -53,9 +53,11 @@ def make_images(lfw_root: Path, folder: Path, count: int, large_count: int) -> d
 
 
 def _ours_server(paths: list[str], device: str, connection) -> None:
+    import cv2
     import torch
 
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     from facenet_core.detect.detector import MTCNN
 
     detector = MTCNN(device)

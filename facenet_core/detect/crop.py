@@ -18,6 +18,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -188,7 +189,9 @@ def _crop_batch(
 
 
 def _init_worker() -> None:
+    """One process per core: keep torch and OpenCV to one thread each."""
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def crop_tree(

@@ -23,6 +23,7 @@ NORM_MEAN = 127.5
 NORM_SCALE = 0.0078125
 NET_CHUNK = 4096
 PNET_PIXELS = 8_000_000
+UINT8_TO_INPUT = ((np.arange(256) - NORM_MEAN) * NORM_SCALE).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,10 @@ class MTCNN:
         batch = np.zeros((len(members), height, width, 3), dtype=np.uint8)
         for row, (i, (h, w)) in enumerate(zip(members, sizes, strict=True)):
             batch[row, :h, :w] = resample(images[i], h, w)
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float()
-        x = (x - NORM_MEAN) * NORM_SCALE
+        if self.device.type == "cpu":
+            x = torch.from_numpy(UINT8_TO_INPUT[batch]).permute(0, 3, 1, 2)
+        else:
+            x = (torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() - NORM_MEAN) * NORM_SCALE
         ragged = any(s != (height, width) for s in sizes)
         valid = torch.tensor(sizes, device=self.device) if ragged else None
         reg, prob = (t.cpu().numpy() for t in self.pnet(x, valid))
