@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from facenet_core.commands import synthetic as synthetic_command
-from facenet_core.data.synthetic import generate_identities, identity_shape, make_demo_dataset, render_image
+from facenet_core.data.faces_render import identity_shape, render_image
+from facenet_core.data.synthetic import generate_identities, make_demo_dataset
 from facenet_core.data.synthetic_pack import lfw_pairs
 from facenet_core.fileio import sha256_file
 
@@ -112,6 +113,9 @@ def test_impossible_pair_counts_name_the_parameter(tmp_path: Path) -> None:
         make_demo_dataset(tmp_path, **{**SMALL, "num_eval_identities": 1})
     with pytest.raises(ValueError, match="images_per_identity"):
         generate_identities(tmp_path, num_identities=2, images_per_identity=0, seed=0)
+    with pytest.raises(ValueError, match="image_size must be an integer >= 64"):
+        generate_identities(tmp_path, num_identities=2, images_per_identity=2, seed=0, image_size=32)
+    assert not any(tmp_path.iterdir()), "nothing is written when an argument is refused"
 
 
 def test_identities_differ_while_each_identity_is_stable() -> None:
