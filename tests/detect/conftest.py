@@ -1,25 +1,22 @@
-"""Small generated inputs for the detect tests: synthetic faces that MTCNN finds, in identity folders."""
+"""Small inputs for the detect tests: four 96x96 synthetic faces (fixtures/face_<k>.png, rendered once by
+facenet_core.data.synthetic and frozen here) placed in identity folders."""
 
-import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from facenet_core.data.synthetic import render_image
+FIXTURES = Path(__file__).parent / "fixtures"
 
 torch.set_num_threads(1)
 
 
-def face_array(index: int, number: int = 1, size: int = 96) -> np.ndarray:
-    """A synthetic face picture (RGB uint8) that the detector finds exactly one face in."""
-    return np.asarray(Image.open(io.BytesIO(render_image(0, index, number, image_size=size))).convert("RGB"))
-
-
 @pytest.fixture(scope="session")
 def faces() -> list[np.ndarray]:
-    return [face_array(i) for i in range(4)]
+    """Four RGB uint8 pictures in which the detector finds exactly one face each."""
+    return [np.asarray(Image.open(FIXTURES / f"face_{k}.png").convert("RGB")) for k in range(4)]
 
 
 @pytest.fixture
