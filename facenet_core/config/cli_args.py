@@ -34,13 +34,13 @@ def add_config_arguments(
         options = [f"--{flag}"]
         if "_" in flag:
             options.append(f"--{flag.replace('_', '-')}")
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"metavar": "VALUE"}
         if info.annotation is bool:
             extra = {"nargs": "?", "const": "true", "metavar": "BOOL"}
         group.add_argument(
             *options,
             dest=f"cfg__{field_name}",
-            default=None,
+            default=argparse.SUPPRESS,  # absent unless given; the help shows the config default instead
             help=f"{doc} (default: {default})".strip(),
             **extra,
         )
