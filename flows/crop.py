@@ -1,0 +1,63 @@
+"""facenet-crop: MTCNN-crop a tree of identity folders, one task per shard of identities."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from facenet_core.config import Config
+from facenet_core.detect import crop as crop_core
+from tasks import crop as crop_tasks
+from tasks.caching import results_dir
+
+
+def crop_options(cfg: Config) -> dict[str, Any]:
+    """The crop stage's parameters from the config (part of each shard's cache key)."""
+    return {
+        "image_size": cfg.crop_image_size,
+        "margin": cfg.crop_margin,
+        "batch_size": cfg.crop_batch_size,
+        "exif_transpose": cfg.exif_transpose,
+        "device": cfg.device if cfg.device != "auto" else "auto",
+    }
+
+
+@flow(name="facenet-crop", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def crop_dataset(
+    workspace: str, input_root: str, output_root: str, options: dict[str, Any], shard_size: int = 256
+) -> dict[str, Any]:
+    """Crop every shard (cached per shard), then merge the detections tables."""
+    shards = crop_core.list_shards(input_root, shard_size)
+    if not shards:
+        raise ValueError(f"no identity folders with images under {input_root}")
+    storage = results_dir(workspace)
+    shard_task = crop_tasks.crop_shard.with_options(result_storage=storage)
+    futures = [shard_task.submit(workspace, input_root, output_root, identities, options) for identities in shards]
+    tables = [future.result()["table"] for future in futures]
+    merged = crop_tasks.merge_detections.with_options(result_storage=storage)(workspace, output_root, tables)
+    return {"root": output_root, **merged}
+
+
+def crop_flow_for(cfg: Config):
+    """The crop flow on threads, or on a Dask cluster when dask_address is configured."""
+    if cfg.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        return crop_dataset.with_options(task_runner=DaskTaskRunner(address=cfg.dask_address))
+    workers = cfg.crop_workers or len(os.sched_getaffinity(0))
+    return crop_dataset.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers))
+
+
+def run_crop(cfg: Config, input_root: str | Path, output_root: str | Path) -> dict[str, Any]:
+    """Crop one input tree into output_root with the configured runner."""
+    return crop_flow_for(cfg)(
+        str(Path(cfg.workspace).resolve()),
+        str(input_root),
+        str(output_root),
+        crop_options(cfg),
+        cfg.crop_shard_size,
+    )

@@ -1,0 +1,128 @@
+"""Data preparation shared by the flows: training data to a manifest, evaluation sets to images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from facenet_core.config import Config, DatasetConfig, DownloadFile, EvalSet
+from facenet_core.data.catalogue import resolve_dataset
+from facenet_core.data.manifest import manifest_fingerprint
+from facenet_core.fileio import sha256_json
+from facenet_core.workspace import Workspace
+from flows.crop import run_crop
+from tasks import prepare as prepare_tasks
+from tasks.caching import file_fingerprint, results_dir, tree_fingerprint
+
+
+def _storage(ws: Workspace) -> dict[str, Any]:
+    return {"result_storage": results_dir(ws.root)}
+
+
+def fetch_dataset(cfg: Config, ws: Workspace, dataset: DatasetConfig) -> Path:
+    """Raw identity folders of a dataset: a local folder, or downloaded and extracted."""
+    dataset = resolve_dataset(dataset)
+    if dataset.path and dataset.format == "folders":
+        root = Path(dataset.path).expanduser().resolve()
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset.path {root} is not a folder of identity folders")
+        return root
+    if dataset.generate == "synthetic":
+        demo = prepare_tasks.generate_demo_archive.with_options(**_storage(ws))(str(ws.root), dataset.synthetic)
+        url = Path(demo["archive"]).as_uri()
+        files = [DownloadFile(url=url, sha256=demo["sha256"])]
+        dataset = dataset.model_copy(update={"files": files, "generate": None, "synthetic": {}})
+    result = prepare_tasks.download_dataset.with_options(**_storage(ws))(str(ws.root), dataset.model_dump(mode="json"))
+    return Path(result["root"])
+
+
+def crop_tree(cfg: Config, ws: Workspace, raw_root: Path, name: str) -> tuple[Path, str]:
+    """MTCNN crops of a raw tree into cropped/<name>; returns the root and its fingerprint."""
+    out = ws.cropped / name
+    merged = run_crop(cfg, raw_root, out)
+    return out, merged["fingerprint"]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The training manifest and, when this run cropped them, the crops by raw root."""
+
+    manifest: str
+    fingerprint: str
+    crops: dict[Path, tuple[Path, str]]
+
+
+def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
+    """Bring the training data to a manifest: existing manifest, cropped root, or raw dataset."""
+    if cfg.training_dataset_csv_path:
+        path = Path(cfg.training_dataset_csv_path).expanduser().resolve()
+        return TrainingData(str(path), manifest_fingerprint(path), {})
+    crops: dict[Path, tuple[Path, str]] = {}
+    if cfg.dataroot:
+        root = Path(cfg.dataroot).expanduser().resolve()
+        fingerprint = tree_fingerprint(root)
+    else:
+        dataset = resolve_dataset(cfg.dataset)
+        raw = fetch_dataset(cfg, ws, dataset)
+        if dataset.aligned:
+            root, fingerprint = raw, tree_fingerprint(raw)
+        else:
+            root, fingerprint = crop_tree(cfg, ws, raw, cfg.dataset.name)
+            crops[raw] = (root, fingerprint)
+    suffix = "" if not cfg.identities_file else f"-{file_fingerprint(cfg.identities_file)[:8]}"
+    out = ws.manifests / f"{cfg.dataset.name}{suffix}.parquet"
+    built = prepare_tasks.build_manifest.with_options(**_storage(ws))(
+        str(ws.root),
+        str(root),
+        str(out),
+        fingerprint,
+        identities_file=cfg.identities_file,
+        validate=cfg.manifest_validate,
+        dedupe=cfg.manifest_dedupe,
+    )
+    return TrainingData(built["manifest"], built["fingerprint"], crops)
+
+
+def _resolve(base: Path | None, value: str | None) -> str | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return str((base / path if base is not None and not path.is_absolute() else path).resolve())
+
+
+def prepare_eval_set(
+    cfg: Config, ws: Workspace, eval_set: EvalSet, crops_by_raw: dict[Path, tuple[Path, str]]
+) -> tuple[dict[str, Any], str]:
+    """An evaluation set ready to evaluate (cropped unless aligned) and its fingerprint."""
+    base = None
+    if eval_set.dataset:
+        if eval_set.dataset != cfg.dataset.name:
+            fetch_dataset(cfg, ws, DatasetConfig(name=eval_set.dataset, catalogue=eval_set.dataset))
+        base = ws.raw / eval_set.dataset
+    raw_root = Path(_resolve(base, eval_set.root))
+    if eval_set.aligned:
+        root, images_fingerprint = raw_root, tree_fingerprint(raw_root)
+    elif raw_root in crops_by_raw:
+        root, images_fingerprint = crops_by_raw[raw_root]
+    else:
+        root, images_fingerprint = crop_tree(cfg, ws, raw_root, f"eval-{eval_set.name}")
+        crops_by_raw[raw_root] = (root, images_fingerprint)
+    resolved = eval_set.model_copy(
+        update={
+            "root": str(root),
+            "pairs": _resolve(base, eval_set.pairs),
+            "train_pairs": _resolve(base, eval_set.train_pairs),
+            "people_file": _resolve(base, eval_set.people_file),
+        }
+    ).model_dump(mode="json")
+    fingerprint = sha256_json(
+        {
+            "images": images_fingerprint,
+            "pairs": file_fingerprint(resolved["pairs"]),
+            "train_pairs": file_fingerprint(resolved["train_pairs"]),
+            "people": file_fingerprint(resolved["people_file"]),
+            "protocol": eval_set.protocol,
+        }
+    )
+    return resolved, fingerprint

@@ -1,0 +1,33 @@
+"""Typed overrides for flow parameters: every Config field, all optional, so the UI shows a schema."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from facenet_core.config import Config
+
+
+def _optional_fields() -> dict[str, Any]:
+    fields = {}
+    for name, info in Config.model_fields.items():
+        fields[name] = (Optional[info.annotation], None)  # noqa: UP045 - create_model needs a type object
+    return fields
+
+
+ConfigOverrides = create_model(
+    "ConfigOverrides",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="Config fields to change on top of the preset (unset fields keep the preset's value).",
+    **_optional_fields(),
+)
+
+
+def overrides_dict(overrides: BaseModel | dict[str, Any] | None) -> dict[str, Any]:
+    """The fields a user actually set, as plain values."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, dict):
+        return {k: v for k, v in overrides.items() if v is not None}
+    return overrides.model_dump(mode="json", exclude_unset=True, exclude_none=True)

@@ -1,0 +1,112 @@
+"""facenet-train: download -> crop -> manifest -> per epoch (triplets -> train -> evaluate) -> register."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from facenet_core.config import Config, load_config, save_config
+from facenet_core.fileio import sha256_file
+from facenet_core.workspace import Workspace, run_key
+from flows.data import prepare_eval_set, prepare_training_data
+from flows.overrides import ConfigOverrides, overrides_dict
+from flows.stages import StageLog
+from tasks import evaluate as evaluate_tasks
+from tasks import tracking as tracking_tasks
+from tasks import train as train_tasks
+from tasks.caching import results_dir
+
+DEFAULT_PRESET = "deployments/demo.yaml"
+
+
+def triplet_params(cfg: Config) -> dict[str, int]:
+    return {name: getattr(cfg, name) for name in train_tasks.TRIPLET_FIELDS}
+
+
+@flow(name="facenet-train", log_prints=True)
+def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | None = None) -> dict[str, Any]:
+    """Train, evaluate and register a FaceNet model; every stage cached and retryable."""
+    logger = get_run_logger()
+    cfg = load_config(preset, overrides_dict(overrides))
+    ws = Workspace.from_config(cfg).ensure()
+    cfg = cfg.model_copy(update={"workspace": str(ws.root)})
+    storage = {"result_storage": results_dir(ws.root)}
+    stages = StageLog()
+
+    data = prepare_training_data(cfg, ws)
+    crops = dict(data.crops)
+    eval_sets = [prepare_eval_set(cfg, ws, s, crops) for s in cfg.resolved_eval_sets()]
+    if not eval_sets:
+        raise ValueError("no evaluation set: set eval_sets in the preset (or --lfw) to select and register a model")
+    cfg = cfg.model_copy(update={"training_dataset_csv_path": data.manifest})
+    config_dict = cfg.model_dump(mode="json")
+
+    key = run_key(cfg, data.fingerprint)
+    run_dir = ws.run_dir(key)
+    save_config(cfg, run_dir / "config.yaml")
+    logger.info("run %s in %s (manifest %s)", key, run_dir, data.fingerprint[:12])
+    tracking = stages.call(
+        tracking_tasks.open_tracking_run,
+        config_dict,
+        key,
+        data.fingerprint,
+        {s["name"]: fp for s, fp in eval_sets},
+        str(flow_run.id or ""),
+    )
+
+    make_triplets = train_tasks.make_triplets.with_options(**storage)
+    train_epoch = train_tasks.train_epoch.with_options(**storage)
+    evaluate_epoch = evaluate_tasks.evaluate_epoch.with_options(**storage)
+
+    def triplets_for(epoch: int):
+        out = run_dir / "triplets" / f"epoch_{epoch}.npy"
+        return make_triplets.submit(
+            str(ws.root), data.manifest, data.fingerprint, epoch, triplet_params(cfg), str(out),
+            reuse_path=cfg.training_triplets_path,
+        )  # fmt: skip
+
+    checkpoint = cfg.resume_path
+    checkpoint_sha = sha256_file(checkpoint) if checkpoint else None
+    evaluations: list[dict[str, Any]] = []
+    next_triplets = triplets_for(0)
+    for epoch in range(cfg.epochs):
+        triplets = stages.result(next_triplets)
+        if epoch + 1 < cfg.epochs:
+            next_triplets = triplets_for(epoch + 1)  # generated while this epoch trains
+        trained = stages.call(
+            train_epoch, str(ws.root), config_dict, epoch, triplets["triplets"], triplets["sha256"],
+            checkpoint, checkpoint_sha, str(run_dir), tracking["run_id"],
+        )  # fmt: skip
+        checkpoint, checkpoint_sha = trained["checkpoint"], trained["sha256"]
+        for eval_set, fingerprint in eval_sets:
+            result = stages.call(
+                evaluate_epoch, str(ws.root), config_dict, epoch, checkpoint, checkpoint_sha, eval_set,
+                fingerprint, str(run_dir), tracking["run_id"],
+            )  # fmt: skip
+            evaluations.append({**result, "checkpoint": checkpoint, "eval_set_fingerprint": fingerprint})
+
+    registered = stages.call(
+        tracking_tasks.register_model,
+        config_dict,
+        tracking["run_id"],
+        evaluations,
+        [s for s, _ in eval_sets],
+        data.fingerprint,
+    )
+    return {
+        "run_key": key,
+        "run_dir": str(run_dir),
+        "tracking_run_id": tracking["run_id"],
+        "tracking_uri": tracking["tracking_uri"],
+        "registered": registered,
+        "evaluations": [{k: e[k] for k in ("epoch", "eval_set", "metrics")} for e in evaluations],
+        "stage_states": dict(stages.states),
+    }
+
+
+def run_in_process(preset: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run facenet-train in this process (Prefect's embedded mode when no server is configured)."""
+    return facenet_train(str(preset), ConfigOverrides(**(overrides or {})))

@@ -1,0 +1,40 @@
+"""Crop tasks: one per shard of identity folders, then the merged detections table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from facenet_core.detect import crop as crop_core
+from facenet_core.fileio import sha256_file
+from tasks.caching import stage_task
+
+
+@stage_task(
+    stage="crop-shard",
+    version=crop_core.STAGE_VERSION,
+    key_parts=lambda p: {
+        "inputs": crop_core.shard_fingerprint(p["input_root"], p["identities"]),
+        "options": p["options"],
+    },
+    outputs=lambda r: [r["table"]],
+    retries=2,
+)
+def crop_shard(
+    workspace: str, input_root: str, output_root: str, identities: list[str], options: dict[str, Any]
+) -> dict[str, Any]:
+    """MTCNN-crop the images of a few identity folders; returns the shard's detections table."""
+    result = crop_core.crop_shard(input_root, output_root, identities, crop_core.CropOptions(**options))
+    return {**result, "table": str(result["table"])}
+
+
+@stage_task(
+    stage="crop-merge",
+    version=crop_core.STAGE_VERSION,
+    key_parts=lambda p: {"shards": sorted(sha256_file(t) for t in p["shard_tables"]), "out": p["output_root"]},
+    outputs=lambda r: [r["detections"]],
+)
+def merge_detections(workspace: str, output_root: str, shard_tables: list[str]) -> dict[str, Any]:
+    """Merge the shard tables into <output_root>/detections.parquet; its sha is the crops' fingerprint."""
+    path = crop_core.merge_detections(output_root, [Path(t).stem for t in shard_tables])
+    return {"detections": str(path), "fingerprint": sha256_file(path)}

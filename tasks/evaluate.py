@@ -1,0 +1,83 @@
+"""Evaluation task: one checkpoint on one evaluation set, reports and tracked metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect.artifacts import create_table_artifact
+
+from facenet_core.config import Config
+from facenet_core.evaluate import report as report_core
+from facenet_core.evaluate.embed import resolve_device
+from facenet_core.fileio import atomic_write_json
+from facenet_core.train.checkpoints import load_model_from_checkpoint
+from tasks.caching import stage_task
+
+EVAL_FIELDS = ("distance_metric", "flip_tta", "image_size", "normalize_mean", "normalize_std")
+
+
+@stage_task(
+    stage="evaluate",
+    version=report_core.STAGE_VERSION,
+    key_parts=lambda p: {
+        "checkpoint": p["checkpoint_sha256"],
+        "eval_set": p["eval_set"],
+        "eval_set_fingerprint": p["eval_set_fingerprint"],
+        "params": {name: p["config"][name] for name in EVAL_FIELDS},
+        "epoch": p["epoch"],
+    },
+    outputs=lambda r: [r["metrics_file"], r["roc_plot"]],
+)
+def evaluate_epoch(
+    workspace: str,
+    config: dict[str, Any],
+    epoch: int,
+    checkpoint: str,
+    checkpoint_sha256: str,
+    eval_set: dict[str, Any],
+    eval_set_fingerprint: str,
+    run_dir: str,
+    tracking_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Embed the set's images once, compute the seed's metrics, write plots, log to MLflow."""
+    cfg = Config.model_validate(config)
+    device = str(resolve_device(cfg.device))
+    model, _ = load_model_from_checkpoint(checkpoint, device=device)
+    result = report_core.evaluate_model(
+        model,
+        eval_set,
+        image_size=cfg.image_size,
+        mean=cfg.normalize_mean,
+        std=cfg.normalize_std,
+        batch_size=cfg.lfw_batch_size,
+        device=device,
+        distance_metric=cfg.distance_metric,
+        flip_tta=cfg.flip_tta,
+    )
+    report_dir = Path(run_dir) / "reports"
+    written = report_core.write_epoch_report(report_dir, epoch, eval_set["name"], result)
+    print(report_core.format_log_line(epoch, eval_set["name"], result.metrics))
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    metrics_file = report_dir / f"metrics_{eval_set['name']}_epoch_{epoch}.json"
+    atomic_write_json(metrics_file, {"epoch": epoch, "eval_set": eval_set["name"], **metrics})
+    create_table_artifact(
+        key=f"metrics-{eval_set['name']}".lower().replace("_", "-").replace(".", "-"),
+        table=[{"epoch": epoch, **metrics}],
+        description=f"Evaluation of epoch {epoch} on {eval_set['name']} ({eval_set['protocol']})",
+    )
+    if tracking_run_id:
+        from facenet_core.tracking import metrics as tracking_metrics
+
+        tracking_metrics.log_epoch_metrics(tracking_run_id, epoch, eval_set["name"], metrics, run_dir=run_dir)
+        tracking_metrics.log_artifacts(
+            tracking_run_id, [written.roc, written.accuracy, written.metrics], run_dir=run_dir, artifact_path="reports"
+        )
+    return {
+        "epoch": epoch,
+        "eval_set": eval_set["name"],
+        "metrics": metrics,
+        "metrics_file": str(metrics_file),
+        "roc_plot": str(written.roc),
+        "accuracy_plot": str(written.accuracy),
+    }

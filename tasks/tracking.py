@@ -1,0 +1,61 @@
+"""MLflow tasks: open (or reopen) the run of a run_key, and register the best epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from facenet_core.config import Config, EvalSet
+from facenet_core.tracking import provenance, registry, runs
+from facenet_core.tracking.uri import resolve_tracking
+
+
+@task(name="open-tracking-run", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def open_tracking_run(
+    config: dict[str, Any], run_key: str, manifest_fingerprint: str, eval_fingerprints: dict[str, str], flow_run_id: str
+) -> dict[str, str]:
+    """The MLflow run of this run_key (reopened on resume) with provenance tags."""
+    cfg = Config.model_validate(config)
+    tags = provenance.provenance_tags(
+        manifest_fingerprint=manifest_fingerprint, eval_fingerprints=eval_fingerprints, flow_run_id=flow_run_id or None
+    )
+    run_id = runs.open_run(cfg, run_key, tags=tags)
+    return {"run_id": run_id, "tracking_uri": resolve_tracking(cfg)[0]}
+
+
+def best_evaluation(cfg: Config, evaluations: list[dict[str, Any]]) -> dict[str, Any]:
+    """The evaluation (on the selection set) with the highest selection metric; ties: earliest epoch."""
+    selection = registry.selection_eval_set(cfg).name
+    candidates = [e for e in evaluations if e["eval_set"] == selection]
+    if not candidates:
+        raise ValueError(
+            f"no evaluation on selection set {selection!r}; evaluated: {sorted({e['eval_set'] for e in evaluations})}"
+        )
+    return max(candidates, key=lambda e: (e["metrics"][cfg.selection_metric], -e["epoch"]))
+
+
+@task(name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def register_model(
+    config: dict[str, Any],
+    run_id: str,
+    evaluations: list[dict[str, Any]],
+    eval_sets: list[dict[str, Any]],
+    manifest_fingerprint: str,
+) -> dict[str, Any]:
+    """Register the best epoch's model as `facenet`; `champion` moves only when it wins on the same set."""
+    cfg = Config.model_validate(config)
+    best = best_evaluation(cfg, evaluations)
+    eval_set = EvalSet.model_validate(next(s for s in eval_sets if s["name"] == best["eval_set"]))
+    registered = registry.register_best(
+        cfg,
+        run_id,
+        best["checkpoint"],
+        best["metrics"],
+        best["eval_set_fingerprint"],
+        eval_set=eval_set,
+        manifest_fingerprint=manifest_fingerprint,
+    )
+    get_run_logger().info("registered %s from epoch %d: %s", registered["model_uri"], best["epoch"], registered)
+    return {**registered, "epoch": best["epoch"]}

@@ -1,0 +1,97 @@
+"""Per-epoch tasks: triplets and one epoch of training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from facenet_core.config import Config
+from facenet_core.data import triplets as triplets_core
+from facenet_core.data.manifest import read_manifest
+from facenet_core.fileio import sha256_file
+from facenet_core.train import engine
+from facenet_core.train.launch import run_train_epoch
+from facenet_core.workspace import TRAINING_FIELDS
+from tasks.caching import file_fingerprint, stage_task
+
+TRIPLET_FIELDS = ("seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch")
+
+
+@stage_task(
+    stage="triplets",
+    version=triplets_core.STAGE_VERSION,
+    key_parts=lambda p: {
+        "manifest": p["manifest_fingerprint"],
+        "epoch": p["epoch"],
+        "params": p["params"],
+        "reused": file_fingerprint(p["reuse_path"]),
+    },
+    outputs=lambda r: [r["triplets"]],
+)
+def make_triplets(
+    workspace: str,
+    manifest_path: str,
+    manifest_fingerprint: str,
+    epoch: int,
+    params: dict[str, int],
+    out_path: str,
+    reuse_path: str | None = None,
+) -> dict[str, Any]:
+    """Triplets of one epoch, generated from (seed, epoch) or taken from --training_triplets_path."""
+    if reuse_path:
+        triplets_core.load_triplets(reuse_path, manifest_fingerprint)
+        return {"triplets": reuse_path, "sha256": sha256_file(reuse_path)}
+    manifest = read_manifest(manifest_path)
+    triplets = triplets_core.generate_triplets(manifest.labels, epoch=epoch, **params)
+    meta = {"manifest_fingerprint": manifest_fingerprint, "epoch": epoch, **params}
+    triplets_core.save_triplets(out_path, triplets, meta)
+    return {"triplets": out_path, "sha256": sha256_file(out_path), "count": int(len(triplets))}
+
+
+def training_key_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """Config values that change what an epoch of training produces."""
+    fields = {name: config[name] for name in TRAINING_FIELDS}
+    fields |= {"learning_rate": config["learning_rate"], "lr_schedule": config["lr_schedule"]}
+    if config["lr_schedule"]["type"] == "cosine":
+        fields["epochs"] = config["epochs"]
+    return fields
+
+
+def _pruned_by_retention(path: Path) -> bool:
+    return path.name.startswith("epoch_") and (path.parent / "last.pt").is_file()
+
+
+@stage_task(
+    stage="train-epoch",
+    version=engine.STAGE_VERSION,
+    key_parts=lambda p: {
+        "config": training_key_fields(p["config"]),
+        "epoch": p["epoch"],
+        "triplets": p["triplets_sha256"],
+        "checkpoint_in": p["checkpoint_in_sha256"],
+    },
+    outputs=lambda r: [r["checkpoint"]],
+    allow_missing=_pruned_by_retention,
+)
+def train_epoch(
+    workspace: str,
+    config: dict[str, Any],
+    epoch: int,
+    triplets_path: str,
+    triplets_sha256: str,
+    checkpoint_in: str | None,
+    checkpoint_in_sha256: str | None,
+    run_dir: str,
+    tracking_run_id: str | None = None,
+) -> dict[str, Any]:
+    """One epoch of training (torchrun when num_processes > 1); returns its checkpoint."""
+    on_metrics = None
+    if tracking_run_id:
+        from facenet_core.tracking import metrics as tracking_metrics
+
+        def on_metrics(metrics: dict[str, float], step: int) -> None:
+            tracking_metrics.log_step_metrics(tracking_run_id, metrics, step, run_dir=run_dir)
+
+    cfg = Config.model_validate(config)
+    checkpoint = run_train_epoch(cfg, epoch, Path(triplets_path), checkpoint_in, Path(run_dir), on_metrics=on_metrics)
+    return {"checkpoint": str(checkpoint), "sha256": sha256_file(checkpoint), "epoch": epoch}

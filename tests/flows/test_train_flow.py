@@ -1,0 +1,100 @@
+"""facenet-train end to end: results, cache hits on rerun, resume after a failure, targeted reruns."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from facenet_core.detect import crop as crop_core
+from facenet_core.evaluate import report as report_core
+from facenet_core.train.checkpoints import load_checkpoint
+from flows.train import run_in_process
+from tasks import crop as crop_tasks
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
+
+
+@pytest.fixture
+def count_calls(monkeypatch):
+    """Count how often the expensive core functions actually run."""
+    calls = {"crop_shard": 0, "evaluate": 0}
+
+    def counting(name, original):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(crop_tasks.crop_core, "crop_shard", counting("crop_shard", crop_core.crop_shard))
+    monkeypatch.setattr(report_core, "evaluate_model", counting("evaluate", report_core.evaluate_model))
+    return calls
+
+
+def test_full_run_then_everything_cached(tiny_preset, count_calls):
+    first = run_in_process(tiny_preset)
+    run_dir = Path(first["run_dir"])
+    assert [e["epoch"] for e in first["evaluations"]] == [0, 1]
+    for evaluation in first["evaluations"]:
+        assert 0.0 <= evaluation["metrics"]["accuracy"] <= 1.0
+        assert evaluation["metrics"]["num_pairs"] == 40
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "epoch_1.pt")
+    assert checkpoint["epoch"] == 1 and checkpoint["model_architecture"] == "resnet18"
+    assert all(torch.isfinite(v).all() for v in checkpoint["model_state_dict"].values() if v.is_floating_point())
+    assert (run_dir / "triplets" / "epoch_1.npy").is_file() and (run_dir / "config.yaml").is_file()
+    assert (run_dir / "reports" / "roc_tiny-eval_epoch_1.png").is_file()
+    assert first["registered"]["name"] == "facenet" and first["registered"]["alias"] == "champion"
+    assert first["stage_states"].get("Cached", 0) == 0
+    crops_before = count_calls["crop_shard"]
+
+    second = run_in_process(tiny_preset)
+    assert second["run_key"] == first["run_key"]
+    assert set(second["stage_states"]) == {"Cached", "Completed"}
+    assert second["stage_states"]["Completed"] == 2  # tracking run reopened, registration re-checked
+    assert count_calls["crop_shard"] == crops_before and count_calls["evaluate"] == 2
+    assert second["registered"]["version"] == first["registered"]["version"]
+
+
+def test_failed_evaluation_resumes_without_recomputing(tiny_preset, monkeypatch, count_calls):
+    original = report_core.evaluate_model
+    seen = []
+
+    def fail_on_second(*args, **kwargs):
+        seen.append(1)
+        if len(seen) == 2:
+            raise RuntimeError("evaluation of epoch 1 interrupted")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(report_core, "evaluate_model", fail_on_second)
+    with pytest.raises(RuntimeError, match="epoch 1 interrupted"):
+        run_in_process(tiny_preset)
+    checkpoint_1 = next(Path(tiny_preset.parent, "workspace", "runs").glob("*/checkpoints/epoch_1.pt"))
+    mtime = checkpoint_1.stat().st_mtime_ns
+
+    monkeypatch.setattr(report_core, "evaluate_model", original)
+    crops_before = count_calls["crop_shard"]
+    rerun = run_in_process(tiny_preset)
+    assert rerun["stage_states"]["Completed"] == 3  # tracking, evaluate epoch 1, register
+    assert count_calls["crop_shard"] == crops_before
+    assert checkpoint_1.stat().st_mtime_ns == mtime
+
+
+def test_eval_parameter_reruns_only_evaluation_and_margin_only_training(tiny_preset, count_calls):
+    run_in_process(tiny_preset)
+    crops = count_calls["crop_shard"]
+    flipped = run_in_process(tiny_preset, {"flip_tta": True})
+    assert flipped["stage_states"]["Completed"] == 2 + 2  # two evaluations rerun
+    wider = run_in_process(tiny_preset, {"margin": 0.3})
+    assert wider["run_key"] != flipped["run_key"]
+    assert wider["stage_states"]["Completed"] == 2 + 2 + 2  # two epochs trained, two evaluations
+    assert count_calls["crop_shard"] == crops
+
+
+def test_touched_image_recrops_only_its_shard(tiny_preset, count_calls):
+    run_in_process(tiny_preset)
+    shards_total = count_calls["crop_shard"]
+    raw = next(Path(tiny_preset.parent, "workspace", "raw", "tiny", "train").glob("*/*.jpg"))
+    raw.write_bytes(raw.read_bytes())  # same content, new mtime: the shard's fingerprint changes
+    rerun = run_in_process(tiny_preset)
+    assert count_calls["crop_shard"] == shards_total + 1
+    assert rerun["stage_states"].get("Completed", 0) == 2
