@@ -35,6 +35,7 @@ class PairMetrics:
     thresholds: np.ndarray
     tar: np.ndarray
     far: np.ndarray
+    far_thresholds: np.ndarray
     tpr: np.ndarray
     fpr: np.ndarray
     roc_auc: float
@@ -54,6 +55,7 @@ class PairMetrics:
         out["roc_auc"] = float(self.roc_auc)
         out["best_distance_threshold"] = float(np.mean(self.thresholds))
         out["threshold_std"] = float(np.std(self.thresholds))
+        out["threshold_at_far"] = float(np.mean(self.far_thresholds))
         out["num_folds"] = len(self.accuracy)
         return out
 
@@ -127,6 +129,7 @@ def _evaluate_splits(
         thresholds=ROC_THRESHOLDS[best],
         tar=tar,
         far=far,
+        far_thresholds=val_thresholds,
         tpr=tpr,
         fpr=fpr,
         roc_auc=float(auc(fpr, tpr)),

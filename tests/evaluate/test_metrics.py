@@ -40,7 +40,7 @@ def loop_val_far(threshold, dist, same):
 
 def loop_split_metrics(splits, far_target=1e-3):
     """Per-split arrays + averaged ROC for splits given as (train_dist, train_same, test_dist, test_same)."""
-    out = {k: [] for k in ("accuracy", "precision", "recall", "thresholds", "tar", "far")}
+    out = {k: [] for k in ("accuracy", "precision", "recall", "thresholds", "tar", "far", "far_thresholds")}
     tprs, fprs = [], []
     for train_d, train_s, test_d, test_s in splits:
         train_acc = [loop_rates(t, train_d, train_s)[4] for t in ROC_THRESHOLDS]
@@ -52,7 +52,7 @@ def loop_split_metrics(splits, far_target=1e-3):
         far_train = np.array([loop_val_far(t, train_d, train_s)[1] for t in VAL_THRESHOLDS])
         threshold = np.interp(far_target, far_train, VAL_THRESHOLDS) if far_train.max() >= far_target else 0.0
         tar, far = loop_val_far(threshold, test_d, test_s)
-        for key, value in zip(out, (accuracy, precision, recall, best, tar, far), strict=True):
+        for key, value in zip(out, (accuracy, precision, recall, best, tar, far, threshold), strict=True):
             out[key].append(value)
     out = {k: np.array(v) for k, v in out.items()}
     out["tpr"] = np.mean(np.array(tprs), 0)
@@ -69,7 +69,7 @@ def loop_kfold(dist, same, far_target=1e-3):
 
 
 def assert_same(result, reference):
-    for key in ("accuracy", "precision", "recall", "thresholds", "tar", "far", "tpr", "fpr"):
+    for key in ("accuracy", "precision", "recall", "thresholds", "tar", "far", "far_thresholds", "tpr", "fpr"):
         np.testing.assert_allclose(getattr(result, key), reference[key], rtol=0, atol=1e-12, err_msg=key)
 
 
@@ -124,6 +124,7 @@ def test_far_target_unreachable_gives_threshold_zero():
     assert_same(result, loop_kfold(dist, same))
     np.testing.assert_array_equal(result.tar, 0.0)  # threshold 0 accepts nothing
     np.testing.assert_array_equal(result.far, 0.0)
+    assert result.summary()["threshold_at_far"] == 0.0
 
 
 def test_folds_of_one_class_only():
@@ -211,3 +212,4 @@ def test_summary_means_and_population_std():
     assert summary["best_distance_threshold"] == pytest.approx(result.thresholds.mean())
     assert summary["threshold_std"] == pytest.approx(result.thresholds.std())
     assert summary["num_folds"] == 10
+    assert summary["threshold_at_far"] == pytest.approx(loop_kfold(dist, same)["far_thresholds"].mean())
