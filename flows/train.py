@@ -78,13 +78,13 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
             next_triplets = triplets_for(epoch + 1)  # generated while this epoch trains
         trained = stages.call(
             train_epoch, str(ws.root), config_dict, epoch, triplets["triplets"], triplets["sha256"],
-            checkpoint, checkpoint_sha, str(run_dir), tracking["run_id"],
+            checkpoint, checkpoint_sha, str(run_dir), tracking,
         )  # fmt: skip
         checkpoint, checkpoint_sha = trained["checkpoint"], trained["sha256"]
         for eval_set, fingerprint in eval_sets:
             result = stages.call(
                 evaluate_epoch, str(ws.root), config_dict, epoch, checkpoint, checkpoint_sha, eval_set,
-                fingerprint, str(run_dir), tracking["run_id"],
+                fingerprint, str(run_dir), tracking,
             )  # fmt: skip
             evaluations.append({**result, "checkpoint": checkpoint, "eval_set_fingerprint": fingerprint})
 

@@ -10,7 +10,6 @@ from prefect.artifacts import create_table_artifact
 from facenet_core.config import Config
 from facenet_core.evaluate import report as report_core
 from facenet_core.evaluate.embed import resolve_device
-from facenet_core.fileio import atomic_write_json
 from facenet_core.train.checkpoints import load_model_from_checkpoint
 from tasks.caching import stage_task
 
@@ -27,7 +26,7 @@ EVAL_FIELDS = ("distance_metric", "flip_tta", "image_size", "normalize_mean", "n
         "params": {name: p["config"][name] for name in EVAL_FIELDS},
         "epoch": p["epoch"],
     },
-    outputs=lambda r: [r["metrics_file"], r["roc_plot"]],
+    outputs=lambda r: [r["roc_plot"]],
 )
 def evaluate_epoch(
     workspace: str,
@@ -38,7 +37,7 @@ def evaluate_epoch(
     eval_set: dict[str, Any],
     eval_set_fingerprint: str,
     run_dir: str,
-    tracking_run_id: str | None = None,
+    tracking: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Embed the set's images once, compute the seed's metrics, write plots, log to MLflow."""
     cfg = Config.model_validate(config)
@@ -54,30 +53,29 @@ def evaluate_epoch(
         device=device,
         distance_metric=cfg.distance_metric,
         flip_tta=cfg.flip_tta,
+        num_workers=cfg.num_workers,
     )
     report_dir = Path(run_dir) / "reports"
     written = report_core.write_epoch_report(report_dir, epoch, eval_set["name"], result)
-    print(report_core.format_log_line(epoch, eval_set["name"], result.metrics))
     metrics = {k: float(v) for k, v in result.metrics.items()}
-    metrics_file = report_dir / f"metrics_{eval_set['name']}_epoch_{epoch}.json"
-    atomic_write_json(metrics_file, {"epoch": epoch, "eval_set": eval_set["name"], **metrics})
+    history = report_core.read_metrics_table(report_dir)
     create_table_artifact(
         key=f"metrics-{eval_set['name']}".lower().replace("_", "-").replace(".", "-"),
-        table=[{"epoch": epoch, **metrics}],
-        description=f"Evaluation of epoch {epoch} on {eval_set['name']} ({eval_set['protocol']})",
+        table=history[history["set"] == eval_set["name"]].to_dict("records"),
+        description=f"Metrics per epoch on {eval_set['name']} ({eval_set['protocol']}), up to epoch {epoch}",
     )
-    if tracking_run_id:
+    if tracking:
         from facenet_core.tracking import metrics as tracking_metrics
 
-        tracking_metrics.log_epoch_metrics(tracking_run_id, epoch, eval_set["name"], metrics, run_dir=run_dir)
-        tracking_metrics.log_artifacts(
-            tracking_run_id, [written.roc, written.accuracy, written.metrics], run_dir=run_dir, artifact_path="reports"
-        )
+        where = {"run_dir": run_dir, "tracking_uri": tracking["tracking_uri"]}
+        tracking_metrics.log_epoch_metrics(tracking["run_id"], epoch, eval_set["name"], metrics, **where)
+        reports = [written.roc, written.accuracy, written.metrics]
+        tracking_metrics.log_artifacts(tracking["run_id"], reports, artifact_path="reports", **where)
     return {
         "epoch": epoch,
         "eval_set": eval_set["name"],
         "metrics": metrics,
-        "metrics_file": str(metrics_file),
+        "metrics_table": str(written.metrics),
         "roc_plot": str(written.roc),
         "accuracy_plot": str(written.accuracy),
     }

@@ -82,15 +82,17 @@ def train_epoch(
     checkpoint_in: str | None,
     checkpoint_in_sha256: str | None,
     run_dir: str,
-    tracking_run_id: str | None = None,
+    tracking: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One epoch of training (torchrun when num_processes > 1); returns its checkpoint."""
     on_metrics = None
-    if tracking_run_id:
+    if tracking:
         from facenet_core.tracking import metrics as tracking_metrics
 
         def on_metrics(metrics: dict[str, float], step: int) -> None:
-            tracking_metrics.log_step_metrics(tracking_run_id, metrics, step, run_dir=run_dir)
+            tracking_metrics.log_step_metrics(
+                tracking["run_id"], metrics, step, run_dir=run_dir, tracking_uri=tracking["tracking_uri"]
+            )
 
     cfg = Config.model_validate(config)
     checkpoint = run_train_epoch(cfg, epoch, Path(triplets_path), checkpoint_in, Path(run_dir), on_metrics=on_metrics)
