@@ -52,12 +52,19 @@ def sidecar_paths(out_path: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def read_identities_file(path: str | os.PathLike) -> list[str]:
-    """Names listed one per line (blank lines and '#' comments ignored)."""
+    """Names listed one per line (blank lines and '#' comments ignored).
+
+    LFW people files (peopleDevTrain.txt: a count line, then 'name<TAB>nimages') are read too:
+    when lines carry a tab, the name is the first field and bare count lines are skipped.
+    """
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"identities file {file} not found (one identity folder name per line)")
-    lines = (line.strip() for line in file.read_text(encoding="utf-8").splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if any("\t" in line for line in lines):
+        return [line.split("\t")[0] for line in lines if "\t" in line]
+    return lines
 
 
 def _scan_all(root: Path, identities: list[str], validate: bool, dedupe: bool, workers: int, progress: bool):

@@ -168,3 +168,14 @@ def test_undecodable_names_are_rejected_not_fatal(image_tree, tmp_path):
     assert summary["num_images"] == 2 and summary["num_rejected"] == 2
     reasons = pq.read_table(sidecar_paths(tmp_path / "m.parquet")[0]).column("reason").to_pylist()
     assert sorted(reasons) == ["file name is not valid UTF-8", "folder name is not valid UTF-8"]
+
+
+def test_identities_file_in_lfw_people_format(tmp_path):
+    from facenet_core.data.manifest import read_identities_file
+
+    people = tmp_path / "peopleDevTrain.txt"
+    people.write_text("3\nAJ_Cook\t1\nAaron_Eckhart\t2\n2\nZico\t4\n")
+    assert read_identities_file(people) == ["AJ_Cook", "Aaron_Eckhart", "Zico"]
+    plain = tmp_path / "ids.txt"
+    plain.write_text("# chosen\nalice\n\nbob\n")
+    assert read_identities_file(plain) == ["alice", "bob"]
