@@ -52,7 +52,7 @@ def make_batch(batch_size: int, image_size: int, channels_last: bool):
 
 
 def images_per_second(variant: str, architecture: str, batch_size: int, image_size: int, steps: int) -> float:
-    """Median-free single run: one warm-up step, then `steps` timed steps."""
+    """One run: a warm-up step, then `steps` timed steps."""
     torch.manual_seed(0)
     channels_last = variant == "engine_channels_last"
     model = create_model(architecture, 512)
@@ -87,8 +87,11 @@ def main() -> None:
     parser.add_argument("--image_size", type=int, default=140)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per run")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs per variant (median reported)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", default="benchmarks/results/train_cpu.json")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     variants = ("seed_style", "engine", "engine_channels_last")
     rows = []
     for architecture in args.architectures:

@@ -27,6 +27,8 @@ from facenet_core.train.state import TrainingState, build_state, checkpoint_stat
 from facenet_core.train.step import MetricSums, StepOptions, make_scaler, resolve_amp, train_step
 
 MetricsCallback = Callable[[dict[str, float], int], None]
+# Bump when an epoch trained from the same inputs would produce different weights.
+STAGE_VERSION = 1
 
 
 def summary_path(checkpoint_path: str | os.PathLike) -> Path:
@@ -81,6 +83,7 @@ def run_steps(
     bar = tqdm(total=total, disable=not progress, unit="step", dynamic_ncols=True)
     started = tick = time.perf_counter()
     step = first_step
+    last_lr = state.optimizer.param_groups[0]["lr"]
 
     def flush() -> None:
         nonlocal tick
@@ -92,7 +95,7 @@ def run_steps(
             "loss": values["loss"],
             "kept_triplets": values["kept_triplets"],
             "kept_fraction": values["kept_triplets"] / max(values["triplets"], 1),
-            "learning_rate": state.optimizer.param_groups[0]["lr"],
+            "learning_rate": last_lr,
             "images_per_second": 3 * values["triplets"] / max(now - tick, 1e-9),
         }
         tick = now
@@ -109,6 +112,7 @@ def run_steps(
 
     state.model.train()
     for batch in batches:
+        last_lr = state.optimizer.param_groups[0]["lr"]
         interval.add(train_step(state.model, state.optimizer, scaler, batch, options, device))
         state.scheduler.step()
         step += 1
@@ -128,7 +132,7 @@ def run_steps(
         "seconds": seconds,
         "images_per_second": 3 * epoch_totals["triplets"] / max(seconds, 1e-9),
         "images_per_second_per_device": 3 * epoch_totals["triplets"] / max(seconds, 1e-9) / options.world_size,
-        "learning_rate": state.optimizer.param_groups[0]["lr"],
+        "learning_rate": last_lr,
     }
 
 
