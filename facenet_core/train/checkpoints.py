@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -134,18 +133,17 @@ def prune_epochs(checkpoint_dir: str | os.PathLike, retention: int | None) -> li
 def record_evaluation(
     checkpoint_dir: str | os.PathLike, epoch: int, best_distance_threshold: float, is_best: bool
 ) -> None:
-    """Store an epoch's evaluated threshold in its files; copy its full state to best.pt when it wins."""
+    """Store an epoch's evaluated threshold in last.pt; copy that state to best.pt when it wins.
+
+    The per-epoch file is left untouched: it is a finished stage's output, identified by its sha256.
+    """
     checkpoint_dir = Path(checkpoint_dir)
     last = checkpoint_dir / "last.pt"
-    for path in (epoch_path(checkpoint_dir, epoch), last):
-        if path.is_file():
-            state = load_checkpoint(path)
-            if state["epoch"] == epoch:
-                state["best_distance_threshold"] = float(best_distance_threshold)
-                save_checkpoint(path, state)
+    state = load_checkpoint(last) if last.is_file() else None
+    if state is None or state["epoch"] != epoch:
+        state = load_checkpoint(epoch_path(checkpoint_dir, epoch))
+    state["best_distance_threshold"] = float(best_distance_threshold)
+    if last.is_file() and load_checkpoint(last)["epoch"] == epoch:
+        save_checkpoint(last, state)
     if is_best:
-        source = (
-            last if last.is_file() and load_checkpoint(last)["epoch"] == epoch else epoch_path(checkpoint_dir, epoch)
-        )
-        with atomic_path(checkpoint_dir / "best.pt") as tmp:
-            shutil.copyfile(source, tmp)
+        save_checkpoint(checkpoint_dir / "best.pt", state)

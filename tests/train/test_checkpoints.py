@@ -126,8 +126,10 @@ def test_prune_keeps_the_newest_epochs(tmp_path):
 def test_record_evaluation_stores_threshold_and_promotes_best(tmp_path):
     save_checkpoint(epoch_path(tmp_path, 2), _tiny_state(2))
     save_checkpoint(tmp_path / "last.pt", {**_tiny_state(2), "optimizer_model_state_dict": {"state": {}}})
+    epoch_bytes = epoch_path(tmp_path, 2).read_bytes()
     record_evaluation(tmp_path, 2, 1.1, is_best=True)
-    assert torch.load(epoch_path(tmp_path, 2), weights_only=True)["best_distance_threshold"] == 1.1
+    assert epoch_path(tmp_path, 2).read_bytes() == epoch_bytes  # a finished stage's output is never rewritten
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["best_distance_threshold"] == 1.1
     best = torch.load(tmp_path / "best.pt", weights_only=True)
     assert best["best_distance_threshold"] == 1.1
     assert "optimizer_model_state_dict" in best
