@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 
 from facenet_core.config import Config, load_config, save_config
 from facenet_core.fileio import sha256_file
+from facenet_core.train.checkpoints import load_checkpoint
 from facenet_core.workspace import Workspace, run_key
 from flows.data import prepare_eval_set, prepare_training_data
 from flows.overrides import ConfigOverrides, overrides_dict
@@ -70,9 +71,12 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
 
     checkpoint = cfg.resume_path
     checkpoint_sha = sha256_file(checkpoint) if checkpoint else None
+    first_epoch = int(load_checkpoint(checkpoint)["epoch"]) + 1 if checkpoint else 0
+    if first_epoch >= cfg.epochs:
+        raise ValueError(f"resume_path {checkpoint} finished epoch {first_epoch - 1}: set epochs above {first_epoch}")
     evaluations: list[dict[str, Any]] = []
-    next_triplets = triplets_for(0)
-    for epoch in range(cfg.epochs):
+    next_triplets = triplets_for(first_epoch)
+    for epoch in range(first_epoch, cfg.epochs):
         triplets = stages.result(next_triplets)
         if epoch + 1 < cfg.epochs:
             next_triplets = triplets_for(epoch + 1)  # generated while this epoch trains

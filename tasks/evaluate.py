@@ -10,7 +10,8 @@ from prefect.artifacts import create_table_artifact
 from facenet_core.config import Config
 from facenet_core.evaluate import report as report_core
 from facenet_core.evaluate.embed import resolve_device
-from facenet_core.train.checkpoints import load_model_from_checkpoint
+from facenet_core.tracking.registry import selection_eval_set
+from facenet_core.train.checkpoints import load_model_from_checkpoint, record_evaluation
 from tasks.caching import stage_task
 
 EVAL_FIELDS = ("distance_metric", "flip_tta", "image_size", "normalize_mean", "normalize_std")
@@ -59,6 +60,8 @@ def evaluate_epoch(
     written = report_core.write_epoch_report(report_dir, epoch, eval_set["name"], result)
     metrics = {k: float(v) for k, v in result.metrics.items()}
     history = report_core.read_metrics_table(report_dir)
+    if eval_set["name"] == selection_eval_set(cfg).name and Path(checkpoint).parent == Path(run_dir) / "checkpoints":
+        _record_best(cfg, Path(checkpoint), epoch, history[history["set"] == eval_set["name"]])
     create_table_artifact(
         key=f"metrics-{eval_set['name']}".lower().replace("_", "-").replace(".", "-"),
         table=history[history["set"] == eval_set["name"]].to_dict("records"),
@@ -79,3 +82,10 @@ def evaluate_epoch(
         "roc_plot": str(written.roc),
         "accuracy_plot": str(written.accuracy),
     }
+
+
+def _record_best(cfg: Config, checkpoint: Path, epoch: int, history) -> None:
+    """Keep the run's best.pt and the evaluated threshold in last.pt current."""
+    best_epoch = int(history.sort_values([cfg.selection_metric, "epoch"], ascending=[False, True]).iloc[0]["epoch"])
+    threshold = float(history[history["epoch"] == epoch]["best_distance_threshold"].iloc[0])
+    record_evaluation(checkpoint.parent, epoch, threshold, is_best=best_epoch == epoch)

@@ -9,6 +9,7 @@ from facenet_core.config import Config
 from facenet_core.data import triplets as triplets_core
 from facenet_core.data.manifest import read_manifest
 from facenet_core.fileio import sha256_file
+from facenet_core.tracking import metrics as tracking_metrics
 from facenet_core.train import engine
 from facenet_core.train.launch import run_train_epoch
 from facenet_core.workspace import TRAINING_FIELDS
@@ -87,13 +88,18 @@ def train_epoch(
     """One epoch of training (torchrun when num_processes > 1); returns its checkpoint."""
     on_metrics = None
     if tracking:
-        from facenet_core.tracking import metrics as tracking_metrics
 
         def on_metrics(metrics: dict[str, float], step: int) -> None:
+            named = {f"train/{name}": value for name, value in metrics.items()}
             tracking_metrics.log_step_metrics(
-                tracking["run_id"], metrics, step, run_dir=run_dir, tracking_uri=tracking["tracking_uri"]
+                tracking["run_id"], named, step, run_dir=run_dir, tracking_uri=tracking["tracking_uri"]
             )
 
     cfg = Config.model_validate(config)
     checkpoint = run_train_epoch(cfg, epoch, Path(triplets_path), checkpoint_in, Path(run_dir), on_metrics=on_metrics)
-    return {"checkpoint": str(checkpoint), "sha256": sha256_file(checkpoint), "epoch": epoch}
+    summary = engine.read_epoch_summary(checkpoint)
+    if tracking:
+        tracking_metrics.log_epoch_metrics(
+            tracking["run_id"], epoch, "epoch", summary, run_dir=run_dir, tracking_uri=tracking["tracking_uri"]
+        )
+    return {"checkpoint": str(checkpoint), "sha256": sha256_file(checkpoint), "epoch": epoch, "summary": summary}

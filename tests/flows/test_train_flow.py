@@ -43,6 +43,10 @@ def test_full_run_then_everything_cached(tiny_preset, count_calls):
     assert all(torch.isfinite(v).all() for v in checkpoint["model_state_dict"].values() if v.is_floating_point())
     assert (run_dir / "triplets" / "epoch_1.npy").is_file() and (run_dir / "config.yaml").is_file()
     assert (run_dir / "reports" / "roc_tiny-eval_epoch_1.png").is_file()
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    best_eval = max(first["evaluations"], key=lambda e: (e["metrics"]["accuracy"], -e["epoch"]))
+    assert best["epoch"] == best_eval["epoch"] == first["registered"]["epoch"]
+    assert best["best_distance_threshold"] == best_eval["metrics"]["best_distance_threshold"]
     assert first["registered"]["name"] == "facenet" and first["registered"]["alias"] == "champion"
     assert first["stage_states"].get("Cached", 0) == 0
     crops_before = count_calls["crop_shard"]
