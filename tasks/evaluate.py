@@ -8,8 +8,8 @@ from typing import Any
 from prefect.artifacts import create_table_artifact
 
 from facenet_core.config import Config
+from facenet_core.devices import resolve_device
 from facenet_core.evaluate import report as report_core
-from facenet_core.evaluate.embed import resolve_device
 from facenet_core.tracking.registry import selection_eval_set
 from facenet_core.train.checkpoints import load_model_from_checkpoint, record_evaluation
 from tasks.caching import stage_task

@@ -6,17 +6,9 @@ import argparse
 import json
 import time
 
+from facenet_core.config.cli_args import parse_bool
 from facenet_core.detect.crop import crop_tree
 from facenet_core.detect.options import CropOptions
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def register(subparsers) -> None:
@@ -41,7 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--exif_transpose",
         "--exif-transpose",
-        type=_bool,
+        type=parse_bool,
         nargs="?",
         const=True,
         default=False,

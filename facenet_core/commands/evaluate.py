@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from facenet_core.config.cli_args import parse_bool
 from facenet_core.config.schema import Config
-from facenet_core.evaluate.embed import DISTANCE_METRICS, resolve_device
+from facenet_core.devices import resolve_device
+from facenet_core.evaluate.embed import DISTANCE_METRICS
 from facenet_core.evaluate.report import PROTOCOLS, EvalResult, evaluate_model, write_epoch_report
 
 EPILOG = """examples:
@@ -27,15 +29,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 def _option(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
     options = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
     parser.add_argument(*options, **kwargs)
-
-
-def _bool(text: str) -> bool:
-    lowered = str(text).lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def register(subparsers) -> None:
@@ -57,7 +50,7 @@ def register(subparsers) -> None:
     _option(parser, "lfw_batch_size", type=int, default=DEFAULTS.lfw_batch_size, help="images per forward pass")
     _option(parser, "image_size", type=int, default=None, help="input size (None: the checkpoint's, else 140)")
     _option(parser, "device", default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
-    _option(parser, "flip_tta", type=_bool, nargs="?", const=True, default=False, help="add mirrored images")
+    _option(parser, "flip_tta", type=parse_bool, nargs="?", const=True, default=False, help="add mirrored images")
     _option(parser, "distance_metric", choices=DISTANCE_METRICS, default=DEFAULTS.distance_metric, help="distance")
     _option(parser, "num_workers", type=int, default=0, help="image decoding worker processes")
     _option(parser, "report_dir", default=None, help="also write metrics.parquet and ROC/accuracy PNGs here")

@@ -13,6 +13,16 @@ from facenet_core.config.schema import Config
 SCALAR_TYPES = (str, int, float, bool)
 
 
+def parse_bool(text: str) -> bool:
+    """argparse type for an explicit boolean value (the seed's type=bool took "false" as true)."""
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _field_is_plain_str(annotation: Any) -> bool:
     return annotation is str or annotation == (str | None)
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
+from facenet_core.devices import resolve_device
 
 STAGE_VERSION = 1
 OUTPUT_FIELDS = ("image_size", "margin", "min_face_size", "thresholds", "factor", "exif_transpose")
@@ -51,9 +51,7 @@ class CropOptions:
 
     def resolved_device(self) -> str:
         """`device` with "auto" replaced by cuda when available, else cpu."""
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
+        return str(resolve_device(self.device))
 
     def resolved_workers(self) -> int:
         """Worker processes to start: `workers`, or one per CPU core when 0."""

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from facenet_core.data.images import open_rgb
 from facenet_core.data.transforms import eval_transform
+from facenet_core.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,6 @@ class Embeddings(NamedTuple):
 
     vectors: np.ndarray
     readable: np.ndarray
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' means CUDA when available, else CPU; anything else is passed to torch.device."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class _ImageFiles(Dataset):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from facenet_core.devices import resolve_device
 from facenet_core.train.loss import TripletTerms
 
 
@@ -27,16 +28,6 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
-    """`auto` -> this rank's CUDA device when there is one, else the CPU."""
-    if requested == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={requested!r} asked for CUDA but torch sees no GPU; use device=cpu or auto")
-    return device
 
 
 def init_from_env(requested_device: str) -> DistContext:
