@@ -21,3 +21,5 @@ def prepare_process(workspace: str | os.PathLike) -> None:
         # A loaded 2-core machine can take longer than Prefect's default 20 s to start it.
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # The library's own log lines (evaluation summaries, skipped images) go to Prefect's logs too.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "facenet_core")
