@@ -20,7 +20,7 @@ def _storage(ws: Workspace) -> dict[str, Any]:
     return {"result_storage": results_dir(ws.root)}
 
 
-def fetch_dataset(cfg: Config, ws: Workspace, dataset: DatasetConfig) -> Path:
+def fetch_dataset(ws: Workspace, dataset: DatasetConfig) -> Path:
     """Raw identity folders of a dataset: a local folder, or downloaded and extracted."""
     dataset = resolve_dataset(dataset)
     if dataset.path and dataset.format == "folders":
@@ -37,7 +37,7 @@ def fetch_dataset(cfg: Config, ws: Workspace, dataset: DatasetConfig) -> Path:
     return Path(result["root"])
 
 
-def crop_tree(cfg: Config, ws: Workspace, raw_root: Path, name: str) -> tuple[Path, str]:
+def crop_folder(cfg: Config, ws: Workspace, raw_root: Path, name: str) -> tuple[Path, str]:
     """MTCNN crops of a raw tree into cropped/<name>; returns the root and its fingerprint."""
     out = ws.cropped / name
     merged = run_crop(cfg, raw_root, out)
@@ -64,11 +64,11 @@ def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
         fingerprint = tree_fingerprint(root)
     else:
         dataset = resolve_dataset(cfg.dataset)
-        raw = fetch_dataset(cfg, ws, dataset)
+        raw = fetch_dataset(ws, dataset)
         if dataset.aligned:
             root, fingerprint = raw, tree_fingerprint(raw)
         else:
-            root, fingerprint = crop_tree(cfg, ws, raw, cfg.dataset.name)
+            root, fingerprint = crop_folder(cfg, ws, raw, cfg.dataset.name)
             crops[raw] = (root, fingerprint)
     suffix = "" if not cfg.identities_file else f"-{file_fingerprint(cfg.identities_file)[:8]}"
     out = ws.manifests / f"{cfg.dataset.name}{suffix}.parquet"
@@ -98,7 +98,7 @@ def prepare_eval_set(
     base = None
     if eval_set.dataset:
         if eval_set.dataset != cfg.dataset.name:
-            fetch_dataset(cfg, ws, DatasetConfig(name=eval_set.dataset, catalogue=eval_set.dataset))
+            fetch_dataset(ws, DatasetConfig(name=eval_set.dataset, catalogue=eval_set.dataset))
         base = ws.raw / eval_set.dataset
     raw_root = Path(_resolve(base, eval_set.root))
     if eval_set.aligned:
@@ -106,7 +106,7 @@ def prepare_eval_set(
     elif raw_root in crops_by_raw:
         root, images_fingerprint = crops_by_raw[raw_root]
     else:
-        root, images_fingerprint = crop_tree(cfg, ws, raw_root, f"eval-{eval_set.name}")
+        root, images_fingerprint = crop_folder(cfg, ws, raw_root, f"eval-{eval_set.name}")
         crops_by_raw[raw_root] = (root, images_fingerprint)
     resolved = eval_set.model_copy(
         update={
