@@ -173,7 +173,7 @@ def register_best(
     run_key = run.data.tags.get(TAG_RUN_KEY, "")
     existing = _existing_version(client, name, run_key, checkpoint_sha)
     if existing is not None:
-        aliases = list(existing.aliases)
+        aliases = list(client.get_model_version(name, str(existing.version)).aliases)  # search omits aliases
         return {
             "name": name,
             "version": str(existing.version),

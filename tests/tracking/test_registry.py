@@ -130,5 +130,5 @@ def test_alias_rules(config, tmp_path):
     assert str(client.get_model_version_by_alias("facenet", "challenger").version) == "3"
 
     again = register(config, tmp_path, "run-dd", accuracy=0.85)  # a retried registration, same checkpoint file
-    assert again["version"] == "4"
+    assert (again["version"], again["alias"]) == ("4", "champion")
     assert len(client.search_model_versions("name = 'facenet'")) == 4
