@@ -17,15 +17,46 @@ from torch import nn
 from facenet_core.detect.weights import load_weights
 
 
+def _pool_axis(x: torch.Tensor, dim: int, kernel: int, stride: int, out: int) -> torch.Tensor:
+    """Max over windows [j * stride, j * stride + kernel) along `dim` for j < out, clipped to the tensor.
+
+    Taken as the maximum of `kernel` strided slices: the same values as max_pool2d (max is exact),
+    several times faster than its NCHW CPU kernel on these small maps.
+    """
+    index: list[slice] = [slice(None)] * x.dim()
+
+    def tap(offset: int) -> torch.Tensor:
+        index[dim] = slice(offset, offset + stride * (out - 1) + 1, stride)
+        return x[tuple(index)]
+
+    result = tap(0).clone()
+    for offset in range(1, kernel):
+        values = tap(offset)
+        head = result.narrow(dim, 0, values.shape[dim])
+        torch.maximum(head, values, out=head)
+    return result
+
+
+def _max_pool(x: torch.Tensor, kernel: int, stride: int, out_h: int, out_w: int) -> torch.Tensor:
+    return _pool_axis(_pool_axis(x, 2, kernel, stride, out_h), 3, kernel, stride, out_w)
+
+
+def _valid_max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """Max pooling without padding (TensorFlow's VALID)."""
+    height, width = x.shape[2:]
+    return _max_pool(x, kernel, stride, (height - kernel) // stride + 1, (width - kernel) // stride + 1)
+
+
 def _same_max_pool(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     """Max pooling with TensorFlow's SAME padding (padded cells never win)."""
     pads = []
     for size in (x.shape[3], x.shape[2]):
         total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
         pads += [total // 2, total - total // 2]
-    if pads[0] == 0 and pads[2] == 0:
-        return F.max_pool2d(x, kernel, stride, ceil_mode=True)
-    return F.max_pool2d(F.pad(x, pads, value=float("-inf")), kernel, stride)
+    if pads[0] or pads[2]:
+        x = F.pad(x, pads, value=float("-inf"))
+        return _valid_max_pool(x, kernel, stride)
+    return _max_pool(x, kernel, stride, math.ceil(x.shape[2] / stride), math.ceil(x.shape[3] / stride))
 
 
 def _flatten_wh(x: torch.Tensor) -> torch.Tensor:
@@ -92,7 +123,7 @@ class RNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = _same_max_pool(self.prelu1(self.conv1(x)), 3, 2)
-        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2)
+        x = _valid_max_pool(self.prelu2(self.conv2(x)), 3, 2)
         x = self.prelu4(self.fc4(_flatten_wh(self.prelu3(self.conv3(x)))))
         return self.regress(x), torch.softmax(self.classify(x), dim=1)
 
@@ -113,7 +144,7 @@ class ONet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = _same_max_pool(self.prelu1(self.conv1(x)), 3, 2)
-        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2)
+        x = _valid_max_pool(self.prelu2(self.conv2(x)), 3, 2)
         x = _same_max_pool(self.prelu3(self.conv3(x)), 2, 2)
         x = self.prelu5(self.fc5(_flatten_wh(self.prelu4(self.conv4(x)))))
         return self.regress(x), self.landmarks(x), torch.softmax(self.classify(x), dim=1)

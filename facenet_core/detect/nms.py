@@ -9,27 +9,47 @@ from __future__ import annotations
 
 import numpy as np
 
+BLOCK = 256
+
+
+def _suppressed(
+    corners: tuple[np.ndarray, ...], area: np.ndarray, rows: np.ndarray, start: int, threshold: float, method: str
+) -> np.ndarray:
+    """(len(rows), n - start) mask: box `rows[r]` suppresses box `start + c` (same arithmetic as the reference)."""
+    x1, y1, x2, y2 = corners
+    w = np.maximum(0.0, np.minimum(x2[rows, None], x2[start:]) - np.maximum(x1[rows, None], x1[start:]) + 1)
+    h = np.maximum(0.0, np.minimum(y2[rows, None], y2[start:]) - np.maximum(y1[rows, None], y1[start:]) + 1)
+    inter = w * h
+    if method == "min":
+        overlap = inter / np.minimum(area[rows, None], area[start:])
+    else:
+        overlap = inter / (area[rows, None] + area[start:] - inter)
+    return overlap > threshold
+
 
 def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
-    """Indices of the kept rows of `boxes` (x1, y1, x2, y2, score, ...), best first."""
+    """Indices of the kept rows of `boxes` (x1, y1, x2, y2, score, ...), best first.
+
+    Overlaps are computed for blocks of still-unsuppressed boxes at once rather than one kept box at
+    a time; the visiting order and every overlap value are the reference's.
+    """
     if boxes.shape[0] == 0:
         return np.empty(0, dtype=np.int64)
     if method not in ("union", "min"):
         raise ValueError(f"nms method must be 'union' or 'min', got {method!r}")
-    x1, y1, x2, y2, score = (boxes[:, k] for k in range(5))
+    order = np.argsort(boxes[:, 4])[::-1]
+    corners = tuple(boxes[order, k] for k in range(4))
+    x1, y1, x2, y2 = corners
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = np.argsort(score)
+    alive = np.ones(order.size, dtype=bool)
     keep = []
-    while order.size > 0:
-        i = order[-1]
-        keep.append(i)
-        rest = order[:-1]
-        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
-        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
-        inter = w * h
-        if method == "min":
-            overlap = inter / np.minimum(area[i], area[rest])
-        else:
-            overlap = inter / (area[i] + area[rest] - inter)
-        order = rest[overlap <= threshold]
-    return np.asarray(keep, dtype=np.int64)
+    for start in range(0, order.size, BLOCK):
+        rows = start + np.flatnonzero(alive[start : start + BLOCK])
+        if rows.size == 0:
+            continue
+        suppressed = _suppressed(corners, area, rows, start, threshold, method)
+        for row, pos in enumerate(rows):
+            if alive[pos]:
+                keep.append(pos)
+                alive[start:] &= ~suppressed[row]
+    return order[np.asarray(keep, dtype=np.int64)]

@@ -28,6 +28,34 @@ def test_nms_visits_boxes_in_numpy_argsort_order():
     assert nms(boxes, 0.5, "union").tolist() == [int(np.argsort(scores)[-1])]
 
 
+def _greedy_nms(boxes, threshold, method):
+    """The reference's loop: keep the best remaining box, drop the rest that overlap it too much."""
+    x1, y1, x2, y2, score = boxes[:, :5].T
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order, keep = np.argsort(score), []
+    while order.size:
+        i, rest = order[-1], order[:-1]
+        keep.append(i)
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        smaller = np.minimum(area[i], area[rest])
+        overlap = inter / smaller if method == "min" else inter / (area[i] + area[rest] - inter)
+        order = rest[overlap <= threshold]
+    return keep
+
+
+@pytest.mark.parametrize("count", [1, 37, 600])
+@pytest.mark.parametrize(("threshold", "method"), [(0.5, "union"), (0.7, "union"), (0.7, "min")])
+def test_blocked_nms_keeps_what_the_greedy_loop_keeps(count, threshold, method):
+    rng = np.random.default_rng(count)
+    corner = rng.integers(0, 120, size=(count, 2)).astype(np.float64)
+    size = rng.integers(4, 50, size=(count, 2)).astype(np.float64)
+    scores = rng.choice([0.7, 0.95, 0.99999988], size=count)
+    boxes = np.hstack([corner, corner + size, scores[:, None]])
+    assert nms(boxes, threshold, method).tolist() == _greedy_nms(boxes, threshold, method)
+
+
 def test_proposals_are_column_major_with_mirrored_regression_for_a_single_cell():
     prob = np.zeros((3, 4), np.float32)
     reg = np.arange(4 * 3 * 4, dtype=np.float32).reshape(4, 3, 4)

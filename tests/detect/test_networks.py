@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from facenet_core.detect import weights
 from facenet_core.detect.detector import MTCNN
-from facenet_core.detect.nets import PNet, _same_max_pool
+from facenet_core.detect.nets import PNet, _same_max_pool, _valid_max_pool
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,13 @@ def test_same_pool_matches_tensorflow_padding(size, kernel, stride):
         expected += [total // 2, total - total // 2]
     reference = F.max_pool2d(F.pad(x, expected, value=float("-inf")), kernel, stride)
     assert torch.equal(_same_max_pool(x, kernel, stride), reference)
+
+
+@pytest.mark.parametrize("size", [7, 8, 22, 23])
+@pytest.mark.parametrize(("kernel", "stride"), [(2, 2), (3, 2)])
+def test_valid_pool_matches_max_pool2d(size, kernel, stride):
+    x = torch.randn(3, 4, size, size + 3)
+    assert torch.equal(_valid_max_pool(x, kernel, stride), F.max_pool2d(x, kernel, stride))
 
 
 def test_pnet_masked_padding_changes_no_valid_cell():
