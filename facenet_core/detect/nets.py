@@ -8,6 +8,7 @@ equal those of the original networks that saw transposed images.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -29,8 +30,12 @@ def _pool_axis(x: torch.Tensor, dim: int, kernel: int, stride: int, out: int) ->
         index[dim] = slice(offset, offset + stride * (out - 1) + 1, stride)
         return x[tuple(index)]
 
-    result = tap(0).clone()
-    for offset in range(1, kernel):
+    first, second = tap(0), tap(1)
+    length = second.shape[dim]
+    result = torch.maximum(first.narrow(dim, 0, length), second)
+    if length < out:
+        result = torch.cat([result, first.narrow(dim, length, out - length)], dim)
+    for offset in range(2, kernel):
         values = tap(offset)
         head = result.narrow(dim, 0, values.shape[dim])
         torch.maximum(head, values, out=head)
@@ -78,11 +83,25 @@ def _dense(weight: np.ndarray, bias: np.ndarray) -> nn.Linear:
     return layer
 
 
+def _heads(weights: list[np.ndarray], layer: Callable) -> nn.Module:
+    """One layer computing several output heads side by side: (weight, bias, weight, bias, ...) concatenated."""
+    return layer(np.concatenate(weights[0::2], axis=-1), np.concatenate(weights[1::2]))
+
+
 def _prelu(alpha: np.ndarray) -> nn.PReLU:
     flat = alpha.reshape(-1)
     layer = nn.PReLU(flat.size)
     layer.weight.data = torch.from_numpy(flat.copy())
     return layer
+
+
+def _conv_prelu(x: torch.Tensor, conv: nn.Conv2d, prelu: nn.PReLU) -> torch.Tensor:
+    """conv then PReLU through torch.nn.functional: the same ops without per-module call overhead."""
+    return F.prelu(F.conv2d(x, conv.weight, conv.bias), prelu.weight)
+
+
+def _dense_prelu(x: torch.Tensor, dense: nn.Linear, prelu: nn.PReLU) -> torch.Tensor:
+    return F.prelu(F.linear(x, dense.weight, dense.bias), prelu.weight)
 
 
 class PNet(nn.Module):
@@ -94,19 +113,20 @@ class PNet(nn.Module):
         self.conv1, self.prelu1 = _conv(w[0], w[1]), _prelu(w[2])
         self.conv2, self.prelu2 = _conv(w[3], w[4]), _prelu(w[5])
         self.conv3, self.prelu3 = _conv(w[6], w[7]), _prelu(w[8])
-        self.regress, self.classify = _conv(w[9], w[10]), _conv(w[11], w[12])
+        self.heads = _heads(w[9:13], _conv)
 
     def forward(self, x: torch.Tensor, sizes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`sizes` (B, 2: height, width) marks zero-padded images; padding then never reaches a valid cell."""
-        x = self.prelu1(self.conv1(x))
+        x = _conv_prelu(x, self.conv1, self.prelu1)
         if sizes is not None:
             rows = torch.arange(x.shape[2], device=x.device)[None, :] >= (sizes[:, 0:1] - 2)
             cols = torch.arange(x.shape[3], device=x.device)[None, :] >= (sizes[:, 1:2] - 2)
             x = x.masked_fill(rows[:, None, :, None] | cols[:, None, None, :], float("-inf"))
         x = _same_max_pool(x, 2, 2)
-        x = self.prelu2(self.conv2(x))
-        x = self.prelu3(self.conv3(x))
-        return self.regress(x), torch.softmax(self.classify(x), dim=1)
+        x = _conv_prelu(x, self.conv2, self.prelu2)
+        x = _conv_prelu(x, self.conv3, self.prelu3)
+        out = F.conv2d(x, self.heads.weight, self.heads.bias)
+        return out[:, :4], torch.softmax(out[:, 4:], dim=1)
 
 
 class RNet(nn.Module):
@@ -119,13 +139,14 @@ class RNet(nn.Module):
         self.conv2, self.prelu2 = _conv(w[3], w[4]), _prelu(w[5])
         self.conv3, self.prelu3 = _conv(w[6], w[7]), _prelu(w[8])
         self.fc4, self.prelu4 = _dense(w[9], w[10]), _prelu(w[11])
-        self.regress, self.classify = _dense(w[12], w[13]), _dense(w[14], w[15])
+        self.heads = _heads(w[12:16], _dense)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = _same_max_pool(self.prelu1(self.conv1(x)), 3, 2)
-        x = _valid_max_pool(self.prelu2(self.conv2(x)), 3, 2)
-        x = self.prelu4(self.fc4(_flatten_wh(self.prelu3(self.conv3(x)))))
-        return self.regress(x), torch.softmax(self.classify(x), dim=1)
+        x = _same_max_pool(_conv_prelu(x, self.conv1, self.prelu1), 3, 2)
+        x = _valid_max_pool(_conv_prelu(x, self.conv2, self.prelu2), 3, 2)
+        x = _dense_prelu(_flatten_wh(_conv_prelu(x, self.conv3, self.prelu3)), self.fc4, self.prelu4)
+        out = F.linear(x, self.heads.weight, self.heads.bias)
+        return out[:, :4], torch.softmax(out[:, 4:], dim=1)
 
 
 class ONet(nn.Module):
@@ -139,12 +160,12 @@ class ONet(nn.Module):
         self.conv3, self.prelu3 = _conv(w[6], w[7]), _prelu(w[8])
         self.conv4, self.prelu4 = _conv(w[9], w[10]), _prelu(w[11])
         self.fc5, self.prelu5 = _dense(w[12], w[13]), _prelu(w[14])
-        self.regress, self.landmarks = _dense(w[15], w[16]), _dense(w[17], w[18])
-        self.classify = _dense(w[19], w[20])
+        self.heads = _heads(w[15:21], _dense)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = _same_max_pool(self.prelu1(self.conv1(x)), 3, 2)
-        x = _valid_max_pool(self.prelu2(self.conv2(x)), 3, 2)
-        x = _same_max_pool(self.prelu3(self.conv3(x)), 2, 2)
-        x = self.prelu5(self.fc5(_flatten_wh(self.prelu4(self.conv4(x)))))
-        return self.regress(x), self.landmarks(x), torch.softmax(self.classify(x), dim=1)
+        x = _same_max_pool(_conv_prelu(x, self.conv1, self.prelu1), 3, 2)
+        x = _valid_max_pool(_conv_prelu(x, self.conv2, self.prelu2), 3, 2)
+        x = _same_max_pool(_conv_prelu(x, self.conv3, self.prelu3), 2, 2)
+        x = _dense_prelu(_flatten_wh(_conv_prelu(x, self.conv4, self.prelu4)), self.fc5, self.prelu5)
+        out = F.linear(x, self.heads.weight, self.heads.bias)
+        return out[:, :4], out[:, 4:14], torch.softmax(out[:, 14:], dim=1)

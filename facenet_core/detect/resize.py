@@ -33,14 +33,21 @@ def level_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return int(np.ceil(height * scale)), int(np.ceil(width * scale))
 
 
+def _padded_crop(img: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+    """Float64 pixels of the 1-based box (x1, y1, x2, y2); the parts outside the image are zero."""
+    height, width = img.shape[:2]
+    if 1 <= x1 <= x2 <= width and 1 <= y1 <= y2 <= height:
+        return img[y1 - 1 : y2, x1 - 1 : x2].astype(np.float64)
+    buf = np.zeros((max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1), 3), dtype=np.float64)
+    sx1, sy1, sx2, sy2 = max(x1, 1), max(y1, 1), min(x2, width), min(y2, height)
+    if sx2 >= sx1 and sy2 >= sy1:
+        buf[sy1 - y1 : sy2 - y1 + 1, sx1 - x1 : sx2 - x1 + 1] = img[sy1 - 1 : sy2, sx1 - 1 : sx2]
+    return buf
+
+
 def candidate_crops(img: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """Float64 (N, size, size, 3) crops of integer 1-based boxes; parts outside the image stay zero."""
-    height, width = img.shape[:2]
     out = np.empty((boxes.shape[0], size, size, 3), dtype=np.float64)
-    for k, (x1, y1, x2, y2) in enumerate(boxes[:, :4].astype(np.int32)):
-        buf = np.zeros((max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1), 3), dtype=np.float64)
-        sx1, sy1, sx2, sy2 = max(x1, 1), max(y1, 1), min(x2, width), min(y2, height)
-        if sx2 >= sx1 and sy2 >= sy1:
-            buf[sy1 - y1 : sy2 - y1 + 1, sx1 - x1 : sx2 - x1 + 1] = img[sy1 - 1 : sy2, sx1 - 1 : sx2]
-        out[k] = resample(buf, size, size)
+    for k, (x1, y1, x2, y2) in enumerate(boxes[:, :4].astype(np.int32).tolist()):
+        out[k] = resample(_padded_crop(img, x1, y1, x2, y2), size, size)
     return out

@@ -1,10 +1,12 @@
 """Box arithmetic, NMS and the one-face rule against hand-computed values."""
 
+import cv2
 import numpy as np
 import pytest
 
 from facenet_core.detect import boxes as bx
 from facenet_core.detect.nms import nms
+from facenet_core.detect.resize import candidate_crops
 from facenet_core.detect.select import choose_face, crop_box
 
 
@@ -89,3 +91,13 @@ def test_crop_box_adds_half_margin_clips_and_truncates():
     assert crop_box(box, 0, 100, 95) == (5, 10, 90, 99)
     assert crop_box(box, 32, 100, 95) == (0, 0, 95, 100)
     assert crop_box(box, 4, 200, 200) == (3, 8, 92, 101)
+
+
+def test_candidate_crops_zero_fill_outside_the_image():
+    img = np.arange(10 * 12 * 3, dtype=np.uint8).reshape(10, 12, 3)
+    boxes = np.array([[2, 3, 7, 8, 0.9], [-1, 5, 4, 14, 0.8]])
+    crops = candidate_crops(img, boxes, 6)
+    np.testing.assert_array_equal(crops[0], img[2:8, 1:7].astype(np.float64))
+    outside = np.zeros((10, 6, 3))
+    outside[:6, 2:] = img[4:10, 0:4]
+    np.testing.assert_array_equal(crops[1], cv2.resize(outside, (6, 6), interpolation=cv2.INTER_AREA))
