@@ -21,8 +21,8 @@ from facenet_core.detect.weights import load_weights
 def _pool_axis(x: torch.Tensor, dim: int, kernel: int, stride: int, out: int) -> torch.Tensor:
     """Max over windows [j * stride, j * stride + kernel) along `dim` for j < out, clipped to the tensor.
 
-    Taken as the maximum of `kernel` strided slices: the same values as max_pool2d (max is exact),
-    several times faster than its NCHW CPU kernel on these small maps.
+    Taken as the maximum of `kernel` (>= 2) strided slices: the same values as max_pool2d (max is
+    exact), and on MTCNN's maps 1.5-8x faster than its CPU kernels on one thread.
     """
     index: list[slice] = [slice(None)] * x.dim()
 
