@@ -29,8 +29,6 @@ STAGE_VERSION = 1
 META_ROOT = b"facenet.root"
 META_FINGERPRINT = b"facenet.fingerprint"
 META_VERSION = b"facenet.manifest_version"
-# Bump when the manifest built from the same images would differ (cache key of the stage).
-STAGE_VERSION = 1
 SCHEMA = pa.schema(
     [
         ("path", pa.string()),
