@@ -118,14 +118,14 @@ def stage_task(
     return decorate
 
 
-def tree_fingerprint(root: str | Path, suffixes: tuple[str, ...] | None = None) -> str:
+def tree_fingerprint(root: str | Path) -> str:
     """Cheap content fingerprint of a folder: relative paths, sizes and mtimes of its files."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"folder {root} does not exist")
     entries = []
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.startswith(".") and (suffixes is None or path.suffix.lower() in suffixes):
+        if path.is_file() and not path.name.startswith("."):
             stat = path.stat()
             entries.append((path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
     return sha256_json(entries)

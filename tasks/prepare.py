@@ -10,7 +10,7 @@ from facenet_core.data import manifest as manifest_core
 from facenet_core.data import prepare as prepare_core
 from facenet_core.data import synthetic
 from facenet_core.workspace import Workspace
-from tasks.caching import file_fingerprint, stage_task, tree_fingerprint
+from tasks.caching import file_fingerprint, stage_task
 
 
 def _files(result: dict[str, Any]) -> list[str]:
@@ -74,8 +74,3 @@ def build_manifest(
         "summary": summary,
         "files": [out_path],
     }
-
-
-def folder_fingerprint(root: str | Path) -> str:
-    """Fingerprint of a user-supplied image folder (paths, sizes, mtimes)."""
-    return tree_fingerprint(root)
