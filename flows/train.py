@@ -56,6 +56,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
         data.fingerprint,
         {s["name"]: fp for s, fp in eval_sets},
         str(flow_run.id or ""),
+        str(run_dir),
     )
 
     make_triplets = train_tasks.make_triplets.with_options(**storage)

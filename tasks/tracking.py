@@ -8,21 +8,39 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from facenet_core.config import Config, EvalSet
+from facenet_core.tracking import metrics as tracking_metrics
 from facenet_core.tracking import provenance, registry, runs
 from facenet_core.tracking.uri import resolve_tracking
 
 
-@task(name="open-tracking-run", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(name="open-tracking-run", cache_policy=NO_CACHE)
 def open_tracking_run(
-    config: dict[str, Any], run_key: str, manifest_fingerprint: str, eval_fingerprints: dict[str, str], flow_run_id: str
-) -> dict[str, str]:
-    """The MLflow run of this run_key (reopened on resume) with provenance tags."""
+    config: dict[str, Any],
+    run_key: str,
+    manifest_fingerprint: str,
+    eval_fingerprints: dict[str, str],
+    flow_run_id: str,
+    run_dir: str,
+) -> dict[str, str | None]:
+    """The MLflow run of this run_key (reopened on resume) with provenance tags.
+
+    When MLflow is unreachable the run id is None: training goes on, its metrics are buffered
+    under run_dir, and the next run that reaches MLflow replays them into the reopened run.
+    """
     cfg = Config.model_validate(config)
+    uri = resolve_tracking(cfg)[0]
     tags = provenance.provenance_tags(
         manifest_fingerprint=manifest_fingerprint, eval_fingerprints=eval_fingerprints, flow_run_id=flow_run_id or None
     )
-    run_id = runs.open_run(cfg, run_key, tags=tags)
-    return {"run_id": run_id, "tracking_uri": resolve_tracking(cfg)[0]}
+    try:
+        run_id = runs.open_run(cfg, run_key, tags=tags)
+    except Exception as error:  # any failure to reach the store: train now, log later
+        get_run_logger().warning("MLflow at %s unreachable (%s): metrics are buffered in %s", uri, error, run_dir)
+        return {"run_id": None, "tracking_uri": uri}
+    replayed = tracking_metrics.replay_metrics(run_dir, run_id, uri)
+    if replayed:
+        get_run_logger().info("replayed %d metric records buffered during an MLflow outage", replayed)
+    return {"run_id": run_id, "tracking_uri": uri}
 
 
 def best_evaluation(cfg: Config, evaluations: list[dict[str, Any]]) -> dict[str, Any]:
@@ -39,12 +57,17 @@ def best_evaluation(cfg: Config, evaluations: list[dict[str, Any]]) -> dict[str,
 @task(name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def register_model(
     config: dict[str, Any],
-    run_id: str,
+    run_id: str | None,
     evaluations: list[dict[str, Any]],
     eval_sets: list[dict[str, Any]],
     manifest_fingerprint: str,
 ) -> dict[str, Any]:
     """Register the best epoch's model as `facenet`; `champion` moves only when it wins on the same set."""
+    if run_id is None:
+        raise RuntimeError(
+            "MLflow was unreachable when this run started: training and evaluation are done and cached; "
+            "run the flow again once MLflow is back to log the buffered metrics and register the model"
+        )
     cfg = Config.model_validate(config)
     best = best_evaluation(cfg, evaluations)
     eval_set = EvalSet.model_validate(next(s for s in eval_sets if s["name"] == best["eval_set"]))
