@@ -66,7 +66,11 @@ def _print_metrics(result: EvalResult) -> None:
     print(f"roc_auc                  {m['roc_auc']:.4f}")
     print(f"tar_at_far               {m['tar_at_far']:.4f} +- {m['tar_at_far_std']:.4f} @ FAR {m['far']:.4f}")
     print(f"best_distance_threshold  {m['best_distance_threshold']:.2f} +- {m['threshold_std']:.2f}")
-    print(f"pairs                    {m['num_pairs']} in {m['num_folds']} fold(s), {m['missing_pairs']} left out")
+    left_out = f"{m['missing_pairs']} left out"
+    if "missing_train_pairs" in m:
+        left_out += f" ({m['missing_train_pairs']} of the threshold pairs)"
+    pairs = f"{m['num_pairs']} ({m['num_same_pairs']} same) in {m['num_folds']} fold(s)"
+    print(f"pairs                    {pairs}, {left_out}")
     if result.missing_images:
         shown = ", ".join(result.missing_images[:5])
         more = f" and {len(result.missing_images) - 5} more" if len(result.missing_images) > 5 else ""

@@ -88,7 +88,8 @@ def evaluate_model(
     Fields: root (image folder), pairs, protocol (kfold10 | train_test), train_pairs (train_test
     only), people_file (keeps only pairs of listed people; applied to `pairs`, not to
     `train_pairs`, whose people are disjoint in View 1). Every image is embedded once; pairs
-    with a missing or unreadable image are left out and counted in `missing_pairs`.
+    with a missing or unreadable image are left out and counted in `missing_pairs` (and
+    `missing_train_pairs` for the threshold pairs of train_test).
     """
     protocol = _field(eval_set, "protocol", "kfold10")
     if protocol not in PROTOCOLS:
@@ -133,14 +134,15 @@ def evaluate_model(
         raise ValueError(f"no pair of {_field(eval_set, 'pairs')} has both images readable under {root}")
     if protocol == "kfold10":
         metrics = kfold_metrics(test_d, test_pairs.issame, test_pairs.folds(10))
-        missing = test_missing
     else:
         train_set, train_d, train_missing = per_set[1]
         metrics = train_test_metrics(train_d, train_set.issame, test_d, test_pairs.issame)
-        missing = test_missing + train_missing
     summary = metrics.summary()
     summary["num_pairs"] = len(test_pairs)
-    summary["missing_pairs"] = missing
+    summary["num_same_pairs"] = int(np.sum(test_pairs.issame))  # with num_pairs: the majority baseline
+    summary["missing_pairs"] = test_missing
+    if protocol == "train_test":
+        summary["missing_train_pairs"] = train_missing
     missing_images = sorted({name for s in sets for name in s.missing_images} | set(unreadable))
     return EvalResult(
         metrics=summary,

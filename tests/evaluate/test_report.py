@@ -73,9 +73,12 @@ def test_train_test_protocol_with_people_filter(face_tree, colour_net, tmp_path)
     )
     result = evaluate_model(colour_net, eval_set, **KWARGS)
     assert result.metrics["num_pairs"] == 6 and result.metrics["num_folds"] == 1
+    assert result.metrics["num_same_pairs"] == 3
+    assert result.metrics["missing_pairs"] == 0 and result.metrics["missing_train_pairs"] == 0
     assert result.metrics["accuracy"] == 1.0
     filtered = evaluate_model(colour_net, eval_set.model_copy(update={"people_file": str(people)}), **KWARGS)
     assert filtered.metrics["num_pairs"] == 3  # Eve/Fay pairs only; the training pairs are not filtered
+    assert filtered.metrics["num_same_pairs"] == 2
     with pytest.raises(ValueError, match="protocol"):
         evaluate_model(colour_net, {"root": face_tree, "pairs": test, "protocol": "loo"}, **KWARGS)
 
