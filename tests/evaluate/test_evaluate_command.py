@@ -39,7 +39,7 @@ def test_evaluate_seed_checkpoint_prints_accuracy_first(seed_checkpoint, face_tr
     assert main(["evaluate", *common, "--lfw-batch-size", "7", "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("accuracy ")
-    assert lines[-1].split()[:6] == ["pairs", "20", "in", "10", "fold(s),", "0"]
+    assert lines[-1].split()[:8] == ["pairs", "20", "(10", "same)", "in", "10", "fold(s),", "0"]
 
     reports = tmp_path / "reports"
     assert main(["evaluate", *common, "--json", "--report_dir", str(reports)]) == 0
