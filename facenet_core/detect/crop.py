@@ -130,8 +130,9 @@ def _previous_rows(table: Path, options: CropOptions) -> dict[str, dict[str, Any
     return {row["source"]: row for row in rows}
 
 
-def _is_done(row: dict[str, Any] | None, output: str, output_root: Path) -> bool:
-    if row is None:
+def _is_done(row: dict[str, Any] | None, output: str, output_root: Path, source_unchanged: bool) -> bool:
+    """A recorded row still holds: its source was not modified since and its PNG (if any) exists."""
+    if row is None or not source_unchanged:
         return False
     if row["status"] == "ok":
         return row["output"] == output and (output_root / output).is_file()
@@ -150,7 +151,12 @@ def crop_shard(
     table = shard_table_path(output_root, shard_id(identities))
     previous = _previous_rows(table, options)
     jobs = plan(input_root, identities)
-    rows = [previous[src] for src, out in jobs if _is_done(previous.get(src), out, output_root)]
+    recorded_at = table.stat().st_mtime_ns if table.is_file() else 0
+    rows = [
+        previous[src]
+        for src, out in jobs
+        if _is_done(previous.get(src), out, output_root, (input_root / src).stat().st_mtime_ns <= recorded_at)
+    ]
     done = {row["source"] for row in rows}
     todo = [(src, out) for src, out in jobs if src not in done]
     counts = Counter(resumed=len(rows), renamed=sum(Path(out).stem != Path(src).stem for src, out in jobs))

@@ -1,6 +1,7 @@
 """The crop stage end to end on a tiny generated tree: statuses, crops, names, table, resume."""
 
 import argparse
+import os
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -83,6 +84,17 @@ def test_rerun_skips_finished_images_and_redoes_missing_ones(tree, tmp_path):
     assert second["resumed"] == 5 and second["ok"] == 3
     assert kept.stat().st_mtime_ns == stamp
     assert (out / "alice" / "a.png").is_file()
+
+
+def test_rerun_redoes_an_image_modified_since_it_was_cropped(tree, tmp_path):
+    out = tmp_path / "out"
+    first = crop_shard(tree, out, ["bob"], OPTIONS)
+    images = sum(first[status] for status in ("ok", "no_face", "unreadable", "too_small"))
+    table = next((out / ".shards").glob("*.parquet"))
+    modified = table.stat().st_mtime_ns + 10**9
+    os.utime(tree / "bob" / "face.png", ns=(modified, modified))
+    again = crop_shard(tree, out, ["bob"], OPTIONS)
+    assert again["resumed"] == images - 1 and again["ok"] == first["ok"]
 
 
 def test_rerun_with_other_options_is_refused(tree, tmp_path):
