@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from facenet_core.config.cli_args import HelpFormatter, add_flag
 from facenet_core.config.schema import DatasetConfig
 from facenet_core.data.catalogue import load_catalogue, with_mirror
 from facenet_core.data.download import fetch
@@ -23,15 +24,6 @@ EPILOG = """examples:
   facenet download --convert_bin glint360k/lfw.bin --dest ./raw/glint360k_lfw"""
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown for every flag; the examples kept as written."""
-
-
-def _option(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
-    options = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-    parser.add_argument(*options, **kwargs)
-
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "download",
@@ -39,22 +31,22 @@ def register(subparsers) -> None:
         description="Fetch a catalogue dataset into <workspace>/raw/<name> (verified, resumable, extracted) "
         "or one file from a URL/path; or unpack an MXNet .rec, or convert an insightface .bin.",
         epilog=EPILOG,
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("source", nargs="?", help="catalogue entry (or file.yaml#entry), URL or local path")
-    _option(parser, "dest", default=None, help="folder for a URL's file or for --unpack_recordio/--convert_bin output")
-    _option(parser, "workspace", default="./workspace", help="workspace root (downloads/ and raw/ inside)")
-    _option(parser, "sha256", default=None, help="expected sha256 of a URL's file")
-    _option(parser, "md5", default=None, help="expected md5 of a URL's file")
-    _option(parser, "filename", default=None, help="name to save a URL's file under (None: last URL segment)")
-    _option(parser, "mirror", default=None, help="folder or base URL holding every file of the catalogue entry")
-    _option(parser, "retries", type=int, default=5, help="attempts after the first failed transfer of a URL")
-    _option(parser, "unpack_recordio", default=None, metavar="REC", help="unpack this .rec into --dest")
-    _option(
+    add_flag(parser, "dest", default=None, help="folder for a URL's file or for --unpack_recordio/--convert_bin output")
+    add_flag(parser, "workspace", default="./workspace", help="workspace root (downloads/ and raw/ inside)")
+    add_flag(parser, "sha256", default=None, help="expected sha256 of a URL's file")
+    add_flag(parser, "md5", default=None, help="expected md5 of a URL's file")
+    add_flag(parser, "filename", default=None, help="name to save a URL's file under (None: last URL segment)")
+    add_flag(parser, "mirror", default=None, help="folder or base URL holding every file of the catalogue entry")
+    add_flag(parser, "retries", type=int, default=5, help="attempts after the first failed transfer of a URL")
+    add_flag(parser, "unpack_recordio", default=None, metavar="REC", help="unpack this .rec into --dest")
+    add_flag(
         parser, "convert_bin", default=None, metavar="BIN", help="convert this .bin into --dest (images, pairs.txt)"
     )
-    _option(parser, "list", action="store_true", help="list the catalogue entries and exit")
-    _option(parser, "quiet", action="store_true", help="no progress bars")
+    add_flag(parser, "list", action="store_true", help="list the catalogue entries and exit")
+    add_flag(parser, "quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
-from facenet_core.config.cli_args import parse_bool
+from facenet_core.config.cli_args import HelpFormatter, add_flag, parse_bool
 from facenet_core.config.schema import Config
 from facenet_core.devices import resolve_device
 from facenet_core.evaluate.embed import DISTANCE_METRICS
@@ -22,15 +21,6 @@ EPILOG = """examples:
 DEFAULTS = Config()
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown for every flag; the examples kept as written."""
-
-
-def _option(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
-    options = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-    parser.add_argument(*options, **kwargs)
-
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate",
@@ -39,22 +29,22 @@ def register(subparsers) -> None:
         "accuracy, precision, recall, ROC AUC, TAR@FAR=1e-3 and the best distance threshold. "
         "Pairs with a missing or unreadable image are left out and counted.",
         epilog=EPILOG,
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    _option(parser, "checkpoint", required=True, help="a .pt checkpoint (ours or the seed's)")
-    _option(parser, "lfw", required=True, help="folder of <person>/<person>_<nnnn>.<ext> images, raw or cropped")
-    _option(parser, "pairs", default=None, help="pairs file (None: pairs.txt beside the --lfw folder)")
-    _option(parser, "protocol", choices=PROTOCOLS, default="kfold10", help="kfold10 (View 2) or train_test (View 1)")
-    _option(parser, "train_pairs", default=None, help="pairsDevTrain.txt for --protocol train_test")
-    _option(parser, "people_file", default=None, help="keep only pairs whose people are listed (peopleDevTest.txt)")
-    _option(parser, "lfw_batch_size", type=int, default=DEFAULTS.lfw_batch_size, help="images per forward pass")
-    _option(parser, "image_size", type=int, default=None, help="input size (None: the checkpoint's, else 140)")
-    _option(parser, "device", default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
-    _option(parser, "flip_tta", type=parse_bool, nargs="?", const=True, default=False, help="add mirrored images")
-    _option(parser, "distance_metric", choices=DISTANCE_METRICS, default=DEFAULTS.distance_metric, help="distance")
-    _option(parser, "num_workers", type=int, default=0, help="image decoding worker processes")
-    _option(parser, "report_dir", default=None, help="also write metrics.parquet and ROC/accuracy PNGs here")
-    _option(parser, "json", action="store_true", help="print the metrics as JSON")
+    add_flag(parser, "checkpoint", required=True, help="a .pt checkpoint (ours or the seed's)")
+    add_flag(parser, "lfw", required=True, help="folder of <person>/<person>_<nnnn>.<ext> images, raw or cropped")
+    add_flag(parser, "pairs", default=None, help="pairs file (None: pairs.txt beside the --lfw folder)")
+    add_flag(parser, "protocol", choices=PROTOCOLS, default="kfold10", help="kfold10 (View 2) or train_test (View 1)")
+    add_flag(parser, "train_pairs", default=None, help="pairsDevTrain.txt for --protocol train_test")
+    add_flag(parser, "people_file", default=None, help="keep only pairs whose people are listed (peopleDevTest.txt)")
+    add_flag(parser, "lfw_batch_size", type=int, default=DEFAULTS.lfw_batch_size, help="images per forward pass")
+    add_flag(parser, "image_size", type=int, default=None, help="input size (None: the checkpoint's, else 140)")
+    add_flag(parser, "device", default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
+    add_flag(parser, "flip_tta", type=parse_bool, nargs="?", const=True, default=False, help="add mirrored images")
+    add_flag(parser, "distance_metric", choices=DISTANCE_METRICS, default=DEFAULTS.distance_metric, help="distance")
+    add_flag(parser, "num_workers", type=int, default=0, help="image decoding worker processes")
+    add_flag(parser, "report_dir", default=None, help="also write metrics.parquet and ROC/accuracy PNGs here")
+    add_flag(parser, "json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from facenet_core.config.cli_args import add_flag
 from facenet_core.data.synthetic import make_demo_dataset
 
 COUNTS = {
@@ -32,8 +33,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("out_dir", help="folder to write the dataset and archive into")
     for name, (default, doc) in COUNTS.items():
-        flags = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"])
-        parser.add_argument(*flags, dest=name, type=int, default=default, help=doc)
+        add_flag(parser, name, dest=name, type=int, default=default, help=doc)
     parser.set_defaults(func=run)
 
 

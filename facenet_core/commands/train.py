@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from facenet_core.config import Config, load_config, save_config
-from facenet_core.config.cli_args import add_config_arguments, overrides_from_args
+from facenet_core.config.cli_args import HelpFormatter, add_config_arguments, overrides_from_args
 from facenet_core.workspace import Workspace, run_key
 
 EPILOG = """examples:
@@ -14,10 +14,6 @@ EPILOG = """examples:
   facenet train --preset deployments/demo.yaml --training_dataset_csv_path workspace/manifests/demo.parquet
   facenet train --training_dataset_csv_path m.parquet --resume_path model_resnet34_triplet.pt --learning_rate 0.01
   facenet train --training_dataset_csv_path m.parquet --num_processes 4   # DDP through torchrun"""
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown for every flag; the examples kept as written."""
 
 
 def register(subparsers) -> None:
@@ -31,7 +27,7 @@ def register(subparsers) -> None:
             "seed's included. Evaluation is `facenet evaluate` or the facenet-train flow."
         ),
         epilog=EPILOG,
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--preset", default=None, help="YAML preset (deployments/*.yaml) the flags override")
     add_config_arguments(parser)

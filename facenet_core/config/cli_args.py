@@ -13,6 +13,16 @@ from facenet_core.config.schema import Config
 SCALAR_TYPES = (str, int, float, bool)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown for every flag; descriptions and examples kept as written."""
+
+
+def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, **kwargs: Any) -> None:
+    """Add `--name`, plus its hyphenated alias (`--image-size` for `--image_size`)."""
+    options = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    parser.add_argument(*options, **kwargs)
+
+
 def parse_bool(text: str) -> bool:
     """argparse type for an explicit boolean value (the seed's type=bool took "false" as true)."""
     lowered = str(text).strip().lower()
@@ -41,14 +51,12 @@ def add_config_arguments(
         if hasattr(default, "model_dump"):
             default = default.model_dump(mode="json")
         doc = info.description or ""
-        options = [f"--{flag}"]
-        if "_" in flag:
-            options.append(f"--{flag.replace('_', '-')}")
         extra: dict[str, Any] = {"metavar": "VALUE"}
         if info.annotation is bool:
             extra = {"nargs": "?", "const": "true", "metavar": "BOOL"}
-        group.add_argument(
-            *options,
+        add_flag(
+            group,
+            flag,
             dest=f"cfg__{field_name}",
             default=argparse.SUPPRESS,  # absent unless given; the help shows the config default instead
             help=f"{doc} (default: {default})".strip(),
