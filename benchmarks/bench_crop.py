@@ -59,7 +59,9 @@ def _ours_server(paths: list[str], device: str, connection) -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     from facenet_core.detect.detector import MTCNN
+    from facenet_core.memory import keep_freed_memory
 
+    keep_freed_memory()  # as the crop stage does
     detector = MTCNN(device)
     images = [read_rgb(Path(p)) for p in paths]
     detector.detect(images[:4])

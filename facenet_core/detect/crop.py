@@ -41,6 +41,7 @@ from facenet_core.detect.table import (
     write_table,
 )
 from facenet_core.fileio import atomic_path
+from facenet_core.memory import keep_freed_memory
 
 __all__ = [
     "STAGE_VERSION",
@@ -160,6 +161,7 @@ def crop_shard(
     done = {row["source"] for row in rows}
     todo = [(src, out) for src, out in jobs if src not in done]
     counts = Counter(resumed=len(rows), renamed=sum(Path(out).stem != Path(src).stem for src, out in jobs))
+    keep_freed_memory()
     detector = _detector(options.resolved_device(), options.min_face_size, options.thresholds, options.factor)
     last_flush = time.monotonic()
     with _one_torch_thread(), ThreadPoolExecutor(max_workers=2) as pool:

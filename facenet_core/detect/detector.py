@@ -21,9 +21,11 @@ from facenet_core.detect.resize import candidate_crops, level_size, pyramid_scal
 
 NORM_MEAN = 127.5
 NORM_SCALE = 0.0078125
-NET_CHUNK = 4096
+GPU_NET_CHUNK = 4096
+# Crops per R-Net / O-Net call on CPU: large enough to amortise per-call costs, small enough that
+# a layer's activations stay in cache (measured per crop: R-Net flat from 64, O-Net from 16).
+CPU_NET_CHUNK = {"rnet": 256, "onet": 32}
 PNET_PIXELS = 8_000_000
-UINT8_TO_INPUT = ((np.arange(256) - NORM_MEAN) * NORM_SCALE).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,9 @@ def _empty() -> Faces:
 
 def _normalise(batch: np.ndarray) -> torch.Tensor:
     """Float64 (N, H, W, 3) pixels -> float32 NCHW network input, rounded as the reference feeds it."""
-    return torch.from_numpy(((batch - NORM_MEAN) * NORM_SCALE).astype(np.float32)).permute(0, 3, 1, 2)
+    scaled = np.subtract(batch, NORM_MEAN)
+    scaled *= NORM_SCALE
+    return torch.from_numpy(scaled.astype(np.float32)).permute(0, 3, 1, 2)
 
 
 def _chunks_by_pixels(members: list) -> list[list]:
@@ -114,11 +118,10 @@ class MTCNN:
         batch = np.zeros((len(members), height, width, 3), dtype=np.uint8)
         for row, (i, (h, w)) in enumerate(zip(members, sizes, strict=True)):
             batch[row, :h, :w] = resample(images[i], h, w)
-        if self.device.type == "cpu":
-            # NCHW-contiguous: faster than the channels-last view for P-Net's few channels on CPU.
-            x = torch.from_numpy(UINT8_TO_INPUT[batch]).permute(0, 3, 1, 2).contiguous()
-        else:
-            x = (torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() - NORM_MEAN) * NORM_SCALE
+        # NCHW-contiguous: faster than the channels-last view for P-Net's few channels. Exact in
+        # float32: (integer - 127.5) and the power-of-two scale lose no bits.
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
+        x = x.to(torch.float32, memory_format=torch.contiguous_format).sub_(NORM_MEAN).mul_(NORM_SCALE)
         ragged = any(s != (height, width) for s in sizes)
         valid = torch.tensor(sizes, device=self.device) if ragged else None
         reg, prob = (t.cpu().numpy() for t in self.pnet(x, valid))
@@ -130,10 +133,11 @@ class MTCNN:
             if keep.size:
                 found[i].append(cells[keep])
 
-    def _run(self, net: torch.nn.Module, crops: np.ndarray) -> list[np.ndarray]:
+    def _run(self, net: torch.nn.Module, crops: np.ndarray, name: str) -> list[np.ndarray]:
+        chunk = CPU_NET_CHUNK[name] if self.device.type == "cpu" else GPU_NET_CHUNK
         outputs = []
-        for start in range(0, crops.shape[0], NET_CHUNK):
-            x = _normalise(crops[start : start + NET_CHUNK]).to(self.device)
+        for start in range(0, crops.shape[0], chunk):
+            x = _normalise(crops[start : start + chunk]).to(self.device)
             outputs.append([t.float().cpu().numpy() for t in net(x)])
         return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
 
@@ -146,7 +150,7 @@ class MTCNN:
         crops, bounds = self._crops(images, candidates, 24)
         if crops.shape[0] == 0:
             return candidates
-        reg, prob = self._run(self.rnet, crops)
+        reg, prob = self._run(self.rnet, crops, "rnet")
         out = []
         for k, boxes in enumerate(candidates):
             score, offsets = prob[bounds[k] : bounds[k + 1], 1], reg[bounds[k] : bounds[k + 1]]
@@ -164,7 +168,7 @@ class MTCNN:
         crops, bounds = self._crops(images, candidates, 48)
         if crops.shape[0] == 0:
             return [_empty() for _ in images]
-        reg, marks, prob = self._run(self.onet, crops)
+        reg, marks, prob = self._run(self.onet, crops, "onet")
         out = []
         for k, boxes in enumerate(candidates):
             sl = slice(bounds[k], bounds[k + 1])

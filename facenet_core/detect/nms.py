@@ -12,19 +12,27 @@ import numpy as np
 BLOCK = 256
 
 
-def _suppressed(
-    corners: tuple[np.ndarray, ...], area: np.ndarray, rows: np.ndarray, start: int, threshold: float, method: str
-) -> np.ndarray:
-    """(len(rows), n - start) mask: box `rows[r]` suppresses box `start + c` (same arithmetic as the reference)."""
+def _suppression_masks(
+    corners: tuple[np.ndarray, ...], area: np.ndarray, rows: np.ndarray | slice, start: int, threshold: float, method: str
+) -> list[int]:
+    """Per row r, a bitmask over boxes start.. (bit c set: box `rows[r]` suppresses box `start + c`).
+
+    The overlaps use the reference's arithmetic; bitmasks make the greedy pass plain integer work.
+    """
     x1, y1, x2, y2 = corners
-    w = np.maximum(0.0, np.minimum(x2[rows, None], x2[start:]) - np.maximum(x1[rows, None], x1[start:]) + 1)
-    h = np.maximum(0.0, np.minimum(y2[rows, None], y2[start:]) - np.maximum(y1[rows, None], y1[start:]) + 1)
-    inter = w * h
+    w = np.minimum.outer(x2[rows], x2[start:]) - np.maximum.outer(x1[rows], x1[start:]) + 1
+    h = np.minimum.outer(y2[rows], y2[start:]) - np.maximum.outer(y1[rows], y1[start:]) + 1
+    inter = np.maximum(w, 0.0) * np.maximum(h, 0.0)
     if method == "min":
-        overlap = inter / np.minimum(area[rows, None], area[start:])
+        overlap = inter / np.minimum.outer(area[rows], area[start:])
     else:
-        overlap = inter / (area[rows, None] + area[start:] - inter)
-    return overlap > threshold
+        overlap = inter / (np.add.outer(area[rows], area[start:]) - inter)
+    # "not <=" rather than ">": the reference keeps only boxes with overlap <= threshold, so a NaN
+    # overlap (a degenerate box) suppresses, as there.
+    packed = np.packbits(~(overlap <= threshold), axis=1, bitorder="little")
+    width = packed.shape[1]
+    data = packed.tobytes()
+    return [int.from_bytes(data[r : r + width], "little") for r in range(0, len(data), width)]
 
 
 def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
@@ -38,18 +46,23 @@ def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarra
     if method not in ("union", "min"):
         raise ValueError(f"nms method must be 'union' or 'min', got {method!r}")
     order = np.argsort(boxes[:, 4])[::-1]
-    corners = tuple(boxes[order, k] for k in range(4))
+    corners = tuple(boxes[order, :4].T)
     x1, y1, x2, y2 = corners
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
-    alive = np.ones(order.size, dtype=bool)
+    suppressed = 0  # bit i: the i-th box in visiting order is suppressed
     keep = []
     for start in range(0, order.size, BLOCK):
-        rows = start + np.flatnonzero(alive[start : start + BLOCK])
-        if rows.size == 0:
+        block = range(start, min(start + BLOCK, order.size))
+        if not suppressed >> start:
+            rows, index = block, slice(block.start, block.stop)
+        else:
+            rows = [i for i in block if not suppressed >> i & 1]
+            index = np.asarray(rows)
+        if not rows:
             continue
-        suppressed = _suppressed(corners, area, rows, start, threshold, method)
-        for row, pos in enumerate(rows):
-            if alive[pos]:
-                keep.append(pos)
-                alive[start:] &= ~suppressed[row]
+        masks = _suppression_masks(corners, area, index, start, threshold, method)
+        for i, mask in zip(rows, masks, strict=True):
+            if not suppressed >> i & 1:
+                keep.append(i)
+                suppressed |= mask << start
     return order[np.asarray(keep, dtype=np.int64)]

@@ -49,5 +49,5 @@ def candidate_crops(img: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray
     """Float64 (N, size, size, 3) crops of integer 1-based boxes; parts outside the image stay zero."""
     out = np.empty((boxes.shape[0], size, size, 3), dtype=np.float64)
     for k, (x1, y1, x2, y2) in enumerate(boxes[:, :4].astype(np.int32).tolist()):
-        out[k] = resample(_padded_crop(img, x1, y1, x2, y2), size, size)
+        cv2.resize(_padded_crop(img, x1, y1, x2, y2), (size, size), dst=out[k], interpolation=cv2.INTER_AREA)
     return out

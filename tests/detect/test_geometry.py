@@ -101,3 +101,11 @@ def test_candidate_crops_zero_fill_outside_the_image():
     outside = np.zeros((10, 6, 3))
     outside[:6, 2:] = img[4:10, 0:4]
     np.testing.assert_array_equal(crops[1], cv2.resize(outside, (6, 6), interpolation=cv2.INTER_AREA))
+
+
+def test_nms_drops_a_box_whose_overlap_is_nan_as_the_reference_does():
+    # The second box is degenerate (zero area): 'min' divides 0 by 0, and the reference keeps only
+    # boxes whose overlap is <= threshold, so the NaN overlap suppresses it.
+    boxes = np.array([[0, 0, 10, 10, 0.9], [5, 5, 4, 4, 0.8], [20, 20, 30, 30, 0.7]], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert nms(boxes, 0.7, "min").tolist() == [0, 2] == _greedy_nms(boxes, 0.7, "min")
