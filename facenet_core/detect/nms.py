@@ -13,7 +13,12 @@ BLOCK = 256
 
 
 def _suppression_masks(
-    corners: tuple[np.ndarray, ...], area: np.ndarray, rows: np.ndarray | slice, start: int, threshold: float, method: str
+    corners: tuple[np.ndarray, ...],
+    area: np.ndarray,
+    rows: np.ndarray | slice,
+    start: int,
+    threshold: float,
+    method: str,
 ) -> list[int]:
     """Per row r, a bitmask over boxes start.. (bit c set: box `rows[r]` suppresses box `start + c`).
 
