@@ -21,6 +21,23 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def remove_stale_temporaries(folder: str | os.PathLike, names: set[str]) -> int:
+    """Delete the temporaries (`.<name>.<random>.tmp`) an interrupted `atomic_path` left in `folder` for `names`.
+
+    Call it only where no other process is writing those files. Returns how many were removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for entry in os.scandir(folder):
+        name = entry.name
+        if name.startswith(".") and name.endswith(".tmp") and name[1:].rsplit(".", 2)[0] in names:
+            Path(entry.path).unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it into place only if the block succeeds."""

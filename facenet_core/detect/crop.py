@@ -40,7 +40,7 @@ from facenet_core.detect.table import (
     shard_table_path,
     write_table,
 )
-from facenet_core.fileio import atomic_path
+from facenet_core.fileio import atomic_path, remove_stale_temporaries
 from facenet_core.memory import keep_freed_memory
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 FLUSH_SECONDS = 30.0
-COUNT_KEYS = ("ok", "no_face", "unreadable", "too_small", "resumed", "renamed")
+COUNT_KEYS = ("ok", "no_face", "unreadable", "too_small", "resumed", "renamed", "cleaned")
 
 
 @contextlib.contextmanager
@@ -140,13 +140,23 @@ def _is_done(row: dict[str, Any] | None, output: str, output_root: Path, source_
     return row["output"] is None
 
 
+def _remove_stale_temporaries(output_root: Path, table: Path, jobs: list[tuple[str, str]]) -> int:
+    """Remove half-written PNGs and tables that a killed run of this shard left behind."""
+    outputs: dict[Path, set[str]] = {table.parent: {table.name}}
+    for _, out in jobs:
+        target = output_root / out
+        outputs.setdefault(target.parent, set()).add(target.name)
+    return sum(remove_stale_temporaries(folder, names) for folder, names in outputs.items())
+
+
 def crop_shard(
     input_root: str | Path, output_root: str | Path, identities: list[str], options: CropOptions
 ) -> dict[str, Any]:
     """Crop every image of `identities`; write PNGs and `output_root/.shards/<shard_id>.parquet`.
 
     Returns counts per status plus `resumed` (rows kept from an earlier run), `renamed` (outputs
-    named `<stem>.<ext>.png` because another file of the folder had the same stem) and `table`.
+    named `<stem>.<ext>.png` because another file of the folder had the same stem), `cleaned`
+    (temporaries of a killed earlier run removed) and `table`.
     """
     input_root, output_root = Path(input_root), Path(output_root)
     table = shard_table_path(output_root, shard_id(identities))
@@ -160,7 +170,11 @@ def crop_shard(
     ]
     done = {row["source"] for row in rows}
     todo = [(src, out) for src, out in jobs if src not in done]
-    counts = Counter(resumed=len(rows), renamed=sum(Path(out).stem != Path(src).stem for src, out in jobs))
+    counts = Counter(
+        resumed=len(rows),
+        renamed=sum(Path(out).stem != Path(src).stem for src, out in jobs),
+        cleaned=_remove_stale_temporaries(output_root, table, jobs),
+    )
     keep_freed_memory()
     detector = _detector(options.resolved_device(), options.min_face_size, options.thresholds, options.factor)
     last_flush = time.monotonic()

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from facenet_core.fileio import atomic_path, atomic_write_json, sha256_file, sha256_json
+from facenet_core.fileio import atomic_path, atomic_write_json, remove_stale_temporaries, sha256_file, sha256_json
 
 
 def test_failed_block_leaves_neither_target_nor_temporary(tmp_path):
@@ -14,6 +14,18 @@ def test_failed_block_leaves_neither_target_nor_temporary(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temporaries_of_named_targets_are_recognised_and_removed(tmp_path):
+    (tmp_path / "keep.v1.png").write_bytes(b"done")
+    with atomic_path(tmp_path / "a.v1.png") as tmp:
+        tmp.write_bytes(b"half")
+        os.link(tmp, tmp_path / "stale")
+    (tmp_path / "stale").rename(tmp)  # the temporary under atomic_path's own name, as a killed run leaves it
+    (tmp_path / ".other.png.x1.tmp").write_bytes(b"someone else's")
+    assert remove_stale_temporaries(tmp_path, {"a.v1.png", "keep.v1.png"}) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.png.x1.tmp", "a.v1.png", "keep.v1.png"]
+    assert remove_stale_temporaries(tmp_path / "missing", {"a.v1.png"}) == 0
 
 
 def test_success_replaces_target_with_umask_permissions(tmp_path):

@@ -149,3 +149,19 @@ def test_command_accepts_hyphenated_flags(tree, tmp_path, capsys):
     assert args.func(args) == 0
     assert '"ok": 3' in capsys.readouterr().out
     assert Image.open(out / "bob" / "face.png").size == (32, 32)
+
+
+def test_rerun_removes_what_a_killed_run_left_half_written(tree, tmp_path):
+    out = tmp_path / "out"
+    crop_shard(tree, out, ["bob"], OPTIONS)
+    table = next((out / ".shards").glob("*.parquet"))
+    (out / "bob" / "face.png").unlink()
+    leftovers = [out / "bob" / ".face.png.k3j_x9q2.tmp", out / ".shards" / f".{table.name}.a1b2c3d4.tmp"]
+    unrelated = [out / "bob" / ".notes.txt.a1b2c3d4.tmp", out / "bob" / "face.png.tmp"]
+    for path in leftovers + unrelated:
+        path.write_bytes(b"half")
+    again = crop_shard(tree, out, ["bob"], OPTIONS)
+    assert again["cleaned"] == 2
+    assert not any(path.exists() for path in leftovers)
+    assert all(path.exists() for path in unrelated)
+    assert (out / "bob" / "face.png").is_file()
