@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from facenet_core.detect import weights
-from facenet_core.detect.detector import MTCNN
+from facenet_core.detect.detector import MTCNN, Chunking
 from facenet_core.detect.nets import PNet, _same_max_pool, _valid_max_pool
 
 
@@ -85,3 +85,13 @@ def test_batched_detection_equals_one_at_a_time(detector, faces):
 def test_blank_image_has_no_face(detector):
     found = detector.detect([np.full((60, 80, 3), 200, np.uint8)])[0]
     assert found.boxes.shape == (0, 5) and found.points.shape == (0, 10)
+
+
+def test_chunked_network_calls_find_the_same_faces(faces):
+    pictures = [faces[0], faces[1][:80], faces[2], faces[3]]
+    whole, chunked = MTCNN(), MTCNN()
+    chunked.chunking = Chunking(pnet_pixels=1, rnet_crops=3, onet_crops=2)  # one image / a few crops per call
+    for a, b in zip(whole.detect(pictures), chunked.detect(pictures), strict=True):
+        assert a.boxes.shape == b.boxes.shape == (1, 5)
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
+        np.testing.assert_allclose(a.points, b.points, atol=1e-4)
