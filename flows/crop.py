@@ -22,7 +22,8 @@ def crop_options(cfg: Config) -> dict[str, Any]:
         "margin": cfg.crop_margin,
         "batch_size": cfg.crop_batch_size,
         "exif_transpose": cfg.exif_transpose,
-        "device": cfg.device if cfg.device != "auto" else "auto",
+        "png_compress_level": cfg.crop_png_compress_level,
+        "device": cfg.device,
     }
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from facenet_core.config.cli_args import parse_bool
+from facenet_core.config.cli_args import add_flag, parse_bool
 from facenet_core.detect.crop import crop_tree
 from facenet_core.detect.options import CropOptions
 
@@ -30,6 +30,15 @@ def register(subparsers) -> None:
     parser.add_argument("--crop_batch_size", "--crop-batch-size", type=int, default=16, help="images per detector call")
     parser.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU core)")
     parser.add_argument("--shard_size", "--shard-size", type=int, default=256, help="identity folders per shard")
+    add_flag(
+        parser,
+        "png_compress_level",
+        type=int,
+        default=1,
+        choices=range(10),
+        metavar="0-9",
+        help="zlib level of the PNGs written (6, the reference's, gives ~17%% smaller files, encoded ~5x slower)",
+    )
     parser.add_argument(
         "--exif_transpose",
         "--exif-transpose",
@@ -51,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.crop_batch_size,
         workers=args.workers,
         exif_transpose=args.exif_transpose,
+        png_compress_level=args.png_compress_level,
     )
     started = time.perf_counter()
     summary = crop_tree(args.input_root, args.output_root, options, shard_size=args.shard_size)

@@ -94,10 +94,10 @@ def _decoded(paths: list[Path], options: CropOptions, pool: ThreadPoolExecutor) 
         yield pending.popleft().result()
 
 
-def _save_png(pixels: np.ndarray, target: Path, size: int) -> None:
+def _save_png(pixels: np.ndarray, target: Path, size: int, compress_level: int) -> None:
     image = Image.fromarray(pixels).resize((size, size), Image.BILINEAR)
     with atomic_path(target) as tmp:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", compress_level=compress_level)
 
 
 def _face_row(source: str, output: str, img: np.ndarray, faces: Faces, margin: int) -> tuple[dict, tuple | None]:
@@ -216,7 +216,10 @@ def _crop_batch(
         row, box = _face_row(src, out, img, faces, options.margin)
         if box is not None:
             x1, y1, x2, y2 = box
-            saves.append(pool.submit(_save_png, img[y1:y2, x1:x2], output_root / out, options.image_size))
+            target = output_root / out
+            saves.append(
+                pool.submit(_save_png, img[y1:y2, x1:x2], target, options.image_size, options.png_compress_level)
+            )
         rows.append(row)
     for future in saves:
         future.result()

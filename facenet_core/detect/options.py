@@ -16,8 +16,10 @@ OUTPUT_FIELDS = ("image_size", "margin", "min_face_size", "thresholds", "factor"
 class CropOptions:
     """How to detect and crop: the reference's defaults (224 px, margin 0, MTCNN 20 / 0.6,0.7,0.7 / 0.709).
 
-    `device` ("auto", "cpu", "cuda", "cuda:N"), `batch_size` (images per detector call) and `workers`
-    (processes; 0 = one per CPU core) change speed only, never the output.
+    `device` ("auto", "cpu", "cuda", "cuda:N"), `batch_size` (images per detector call), `workers`
+    (processes; 0 = one per CPU core) and `png_compress_level` (zlib level of new PNGs: 1 encodes a
+    224-px crop ~5x faster than the reference's 6 for files ~17% larger) change speed or file size
+    only, never the pixels.
     """
 
     image_size: int = 224
@@ -29,6 +31,7 @@ class CropOptions:
     batch_size: int = 16
     workers: int = 0
     exif_transpose: bool = False
+    png_compress_level: int = 1
 
     def __post_init__(self) -> None:
         positive = {"image_size": self.image_size, "min_face_size": self.min_face_size, "batch_size": self.batch_size}
@@ -37,6 +40,8 @@ class CropOptions:
                 raise ValueError(f"crop option {name} must be >= 1, got {value}")
         if self.margin < 0 or self.workers < 0:
             raise ValueError(f"crop options margin and workers must be >= 0, got {self.margin}, {self.workers}")
+        if not 0 <= self.png_compress_level <= 9:
+            raise ValueError(f"crop option png_compress_level must be in 0..9, got {self.png_compress_level}")
         if not 0 < self.factor < 1:
             raise ValueError(f"crop option factor must be in (0, 1), got {self.factor}")
         if len(self.thresholds) != 3:

@@ -16,7 +16,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ["deployments/lfw_view1.yaml", "deployments/lfw_view1_gpu.yaml"]
 LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
 # Settings in the crop cache key: equal, so both presets share one set of crops in the workspace.
-CROP_FIELDS = ["crop_image_size", "crop_margin", "crop_batch_size", "crop_shard_size", "exif_transpose", "device"]
+CROP_FIELDS = [
+    "crop_image_size",
+    "crop_margin",
+    "crop_batch_size",
+    "crop_shard_size",
+    "crop_png_compress_level",
+    "exif_transpose",
+    "device",
+]
 
 
 def _resolved(value: str | None) -> Path | None:

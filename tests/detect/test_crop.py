@@ -143,9 +143,9 @@ def test_command_accepts_hyphenated_flags(tree, tmp_path, capsys):
     out = tmp_path / "out"
     args = parser.parse_args(
         ["crop", str(tree), str(out), "--image-size", "32", "--crop-batch-size", "3", "--workers", "1"]
-        + ["--device", "cpu", "--exif-transpose", "--shard-size", "5"]
+        + ["--device", "cpu", "--exif-transpose", "--shard-size", "5", "--png-compress-level", "9"]
     )
-    assert (args.image_size, args.crop_batch_size, args.exif_transpose) == (32, 3, True)
+    assert (args.image_size, args.crop_batch_size, args.exif_transpose, args.png_compress_level) == (32, 3, True, 9)
     assert args.func(args) == 0
     assert '"ok": 3' in capsys.readouterr().out
     assert Image.open(out / "bob" / "face.png").size == (32, 32)
@@ -165,3 +165,16 @@ def test_rerun_removes_what_a_killed_run_left_half_written(tree, tmp_path):
     assert not any(path.exists() for path in leftovers)
     assert all(path.exists() for path in unrelated)
     assert (out / "bob" / "face.png").is_file()
+
+
+def test_png_compress_level_changes_file_size_never_pixels(tree, tmp_path):
+    fast, small = tmp_path / "fast", tmp_path / "small"
+    crop_shard(tree, fast, ["alice", "bob"], CropOptions(image_size=96, batch_size=2, png_compress_level=0))
+    crop_shard(tree, small, ["alice", "bob"], CropOptions(image_size=96, batch_size=2, png_compress_level=9))
+    pngs = sorted(p.relative_to(fast) for p in fast.rglob("*.png"))
+    assert pngs == sorted(p.relative_to(small) for p in small.rglob("*.png")) and len(pngs) == 3
+    for rel in pngs:
+        assert np.array_equal(np.asarray(Image.open(fast / rel)), np.asarray(Image.open(small / rel)))
+        assert (small / rel).stat().st_size < (fast / rel).stat().st_size
+    with pytest.raises(ValueError, match="png_compress_level"):
+        CropOptions(png_compress_level=10)
