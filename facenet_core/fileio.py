@@ -39,6 +39,28 @@ def remove_stale_temporaries(folder: str | os.PathLike, names: set[str]) -> int:
 
 
 @contextlib.contextmanager
+def exclusive_lock(lock_file: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (created if missing) for the block; others wait.
+
+    An advisory flock: released by the kernel when the holder exits, even when killed, so it never
+    goes stale. The empty lock file stays (deleting it would race with a waiter). Without fcntl
+    (not POSIX) the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    Path(lock_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it into place only if the block succeeds."""
     target = Path(target)

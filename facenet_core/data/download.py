@@ -3,7 +3,8 @@
 A file is streamed to `<name>.part` beside its final name and renamed into place only after its
 checksum matched, so a file under its final name is always complete. An interrupted transfer
 resumes from the `.part` size when the server answers a Range request with 206 and starts again
-from zero when it answers 200.
+from zero when it answers 200. Two processes fetching the same file take turns on `.<name>.lock`:
+the second finds the file complete and does not download it again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import urllib.request
 from pathlib import Path
 
 from tqdm import tqdm
+
+from facenet_core.fileio import exclusive_lock
 
 CHUNK = 1 << 20
 USER_AGENT = "facenet-flow-download"
@@ -181,25 +184,25 @@ def fetch(
     """
     dest = Path(dest_dir) / (filename or default_filename(url_or_path))
     expected = _expected(sha256, md5)
-    if dest.is_file():
-        if not _mismatches(dest, expected):
-            return dest
-        dest.unlink()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    local = _local_source(url_or_path)
-    if local is not None:
-        _copy_local(local, part, progress)
-    else:
-        _download_http(url_or_path, part, retries, backoff, timeout, progress)
-    problems = _mismatches(part, expected)
-    if problems:
-        part.unlink(missing_ok=True)
-        raise ValueError(
-            f"checksum mismatch for {url_or_path}: {'; '.join(problems)}. The file was deleted; "
-            "check the URL/mirror or the checksum in the dataset entry, then run again."
-        )
-    os.replace(part, dest)
+    with exclusive_lock(dest.with_name(f".{dest.name}.lock")):
+        if dest.is_file():
+            if not _mismatches(dest, expected):
+                return dest
+            dest.unlink()
+        part = dest.with_name(dest.name + ".part")
+        local = _local_source(url_or_path)
+        if local is not None:
+            _copy_local(local, part, progress)
+        else:
+            _download_http(url_or_path, part, retries, backoff, timeout, progress)
+        problems = _mismatches(part, expected)
+        if problems:
+            part.unlink(missing_ok=True)
+            raise ValueError(
+                f"checksum mismatch for {url_or_path}: {'; '.join(problems)}. The file was deleted; "
+                "check the URL/mirror or the checksum in the dataset entry, then run again."
+            )
+        os.replace(part, dest)
     return dest
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +26,7 @@ class FileServer:
         self.drops: dict[str, int] = {}
         self.honour_range = True
         self.range_shift = 0  # >0: a broken server that answers another range than asked
+        self.delay = 0.0  # seconds before each body is sent
         self.requests: list[tuple[str, str | None, int]] = []
         server = self
 
@@ -49,6 +51,7 @@ class FileServer:
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 self.end_headers()
+                time.sleep(server.delay)
                 chunk = body[start:]
                 if server.drops.get(self.path, 0) > 0:
                     server.drops[self.path] -= 1
@@ -135,7 +138,7 @@ def test_wrong_checksum_deletes_file_and_names_both_digests(server: FileServer, 
         fetch(url, tmp_path, sha256=wrong, backoff=0, progress=False)
     message = str(error.value)
     assert url in message and wrong in message and sha(PAYLOAD) in message
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".data.bin.lock"]  # no data, no .part
 
 
 def test_present_file_with_wrong_content_is_fetched_again(server: FileServer, tmp_path: Path) -> None:
@@ -176,3 +179,22 @@ def test_local_source_missing_or_bad_scheme(tmp_path: Path) -> None:
         fetch(str(tmp_path / "nope.tgz"), tmp_path / "d", progress=False)
     with pytest.raises(ValueError, match="unsupported URL scheme 'ftp'"):
         fetch("ftp://example.org/x.tgz", tmp_path / "d", progress=False)
+
+
+def test_concurrent_fetches_of_one_file_download_it_once(server, tmp_path):
+    server.files["/slow.bin"] = PAYLOAD
+    server.delay = 0.5
+    results: list[Path] = []
+
+    def fetch_it() -> None:
+        results.append(fetch(server.url + "/slow.bin", tmp_path, sha256=sha(PAYLOAD), progress=False))
+
+    workers = [threading.Thread(target=fetch_it) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert results == [tmp_path / "slow.bin"] * 2
+    assert (tmp_path / "slow.bin").read_bytes() == PAYLOAD
+    assert server.statuses("/slow.bin") == [200]
+    assert not (tmp_path / "slow.bin.part").exists()
