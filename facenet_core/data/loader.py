@@ -1,12 +1,13 @@
 """Triplet dataset and its DataLoader: three transformed images and their labels per row.
 
 The dataset keeps only numpy arrays (paths as one bytes buffer plus offsets, labels, triplets),
-so forked workers share them instead of copying a Python object per row on access.
+so forked workers share them instead of copying a Python object per row on access. Random
+augmentations of row i are drawn from a torch RNG seeded with (seed key, i), so they do not depend
+on which worker loads the row, on the number of workers, or on what else used torch's RNG.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -19,9 +20,15 @@ from facenet_core.data.transforms import train_transform
 
 
 class TripletDataset(Dataset):
-    """Row i of `triplets` -> (anchor, positive, negative, labels int64 (3,))."""
+    """Row i of `triplets` -> (anchor, positive, negative, labels int64 (3,)).
 
-    def __init__(self, manifest: Manifest, triplets: np.ndarray, transform: Callable) -> None:
+    With `seed_key`, row i's transforms draw from torch's RNG seeded with (*seed_key, i), restored
+    afterwards; without it they draw from the RNG as it stands.
+    """
+
+    def __init__(
+        self, manifest: Manifest, triplets: np.ndarray, transform: Callable, seed_key: Sequence[int] | None = None
+    ) -> None:
         triplets = np.ascontiguousarray(triplets, dtype=np.int32)
         if triplets.ndim != 2 or triplets.shape[1] != 3:
             raise ValueError(f"triplets must have shape (T, 3), got {triplets.shape}")
@@ -36,6 +43,7 @@ class TripletDataset(Dataset):
         self.labels = manifest.labels
         self.triplets = triplets
         self.transform = transform
+        self.seed_key = None if seed_key is None else [int(k) for k in seed_key]
 
     def __len__(self) -> int:
         return len(self.triplets)
@@ -48,7 +56,12 @@ class TripletDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         rows = self.triplets[index]
         labels = torch.from_numpy(self.labels[rows].astype(np.int64))
-        return self._image(rows[0]), self._image(rows[1]), self._image(rows[2]), labels
+        if self.seed_key is None:
+            return self._image(rows[0]), self._image(rows[1]), self._image(rows[2]), labels
+        seed = np.random.SeedSequence([*self.seed_key, int(index)]).generate_state(1, dtype=np.uint64)[0]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            return self._image(rows[0]), self._image(rows[1]), self._image(rows[2]), labels
 
 
 def rank_slice(triplets: np.ndarray, batch_size: int, rank: int, world_size: int) -> np.ndarray:
@@ -62,19 +75,6 @@ def rank_slice(triplets: np.ndarray, batch_size: int, rank: int, world_size: int
     share = batch_size // world_size
     blocks = triplets.reshape(-1, batch_size, 3)
     return np.ascontiguousarray(blocks[:, rank * share : (rank + 1) * share]).reshape(-1, 3)
-
-
-class _SeedWorker:
-    """worker_init_fn: seeds torch, numpy and random from (seed, epoch, rank, worker id)."""
-
-    def __init__(self, seed: int, epoch: int, rank: int) -> None:
-        self.key = (int(seed), int(epoch), int(rank))
-
-    def __call__(self, worker_id: int) -> None:
-        state = np.random.SeedSequence([*self.key, worker_id]).generate_state(2, dtype=np.uint64)
-        torch.manual_seed(int(state[0]))
-        np.random.seed(int(state[1] % 2**32))
-        random.seed(int(state[1]))
 
 
 def make_triplet_loader(
@@ -94,13 +94,13 @@ def make_triplet_loader(
 ) -> DataLoader:
     """Batches (anchors, positives, negatives, labels) of batch_size // world_size triplets, in order.
 
-    Augmentations are seeded per worker from (seed, epoch, rank, worker), so rerunning an epoch
-    with the same number of workers sees the same images. With num_workers=0 they use the
-    calling process's torch RNG.
+    Augmentations are seeded per row from (seed, epoch, rank, row), so rerunning an epoch sees the
+    same images whatever the number of workers.
     """
     share = rank_slice(triplets, batch_size, rank, world_size)
-    dataset = TripletDataset(manifest, share, train_transform(image_size, mean, std))
+    dataset = TripletDataset(manifest, share, train_transform(image_size, mean, std), seed_key=(seed, epoch, rank))
     cuda = torch.cuda.is_available()
+    # The loader draws its workers' base seed from this generator instead of the caller's RNG.
     generator = torch.Generator()
     generator.manual_seed(int(np.random.SeedSequence([int(seed), int(epoch), int(rank)]).generate_state(1)[0]))
     return DataLoader(
@@ -111,6 +111,5 @@ def make_triplet_loader(
         num_workers=num_workers,
         pin_memory=cuda if pin_memory is None else pin_memory,
         persistent_workers=num_workers > 0,
-        worker_init_fn=_SeedWorker(seed, epoch, rank) if num_workers > 0 else None,
         generator=generator,
     )

@@ -26,12 +26,11 @@ from facenet_core.train.distributed import DistContext, init_from_env
 from facenet_core.train.state import TrainingState, build_state, checkpoint_state
 from facenet_core.train.step import MetricSums, StepOptions, make_scaler, resolve_amp, train_step
 
-# Bumped whenever the files an epoch writes would change (part of the orchestration's cache key).
-STAGE_VERSION = 1
+# Bumped whenever an epoch trained from the same inputs would write other files or weights (part
+# of the orchestration's cache key). 2: augmentations seeded per triplet row.
+STAGE_VERSION = 2
 
 MetricsCallback = Callable[[dict[str, float], int], None]
-# Bump when an epoch trained from the same inputs would produce different weights.
-STAGE_VERSION = 1
 
 
 def summary_path(checkpoint_path: str | os.PathLike) -> Path:

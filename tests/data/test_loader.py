@@ -65,12 +65,16 @@ def test_rank_takes_its_slice_of_every_block(manifest):
         rank_slice(triplets, 4, rank=2, world_size=2)
 
 
-def test_seeded_workers_repeat_augmentations(manifest):
+def test_augmentations_depend_on_seed_and_epoch_not_on_workers(manifest):
     triplets = _triplets(manifest, iterations=2)
-    first = [b[0] for b in _loader(manifest, triplets, num_workers=1, seed=5, epoch=2)]
-    again = [b[0] for b in _loader(manifest, triplets, num_workers=1, seed=5, epoch=2)]
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    first = [b[0] for b in _loader(manifest, triplets, num_workers=0, seed=5, epoch=2)]
+    assert torch.equal(torch.random.get_rng_state(), before), "loading leaves the caller's RNG alone"
+    two = [b[0] for b in _loader(manifest, triplets, num_workers=2, seed=5, epoch=2)]
+    one = [b[0] for b in _loader(manifest, triplets, num_workers=1, seed=5, epoch=2)]
     other = [b[0] for b in _loader(manifest, triplets, num_workers=1, seed=5, epoch=3)]
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(first, two, one, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
 
 
