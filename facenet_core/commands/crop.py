@@ -24,12 +24,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("input_root", help="folder of identity folders holding the images")
     parser.add_argument("output_root", help="folder that receives <identity>/<stem>.png and detections.parquet")
-    parser.add_argument("--image_size", "--image-size", type=int, default=224, help="side of the square crops (px)")
+    add_flag(parser, "image_size", type=int, default=224, help="side of the square crops (px)")
     parser.add_argument("--margin", type=int, default=0, help="pixels added around the face box (half per side)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--crop_batch_size", "--crop-batch-size", type=int, default=16, help="images per detector call")
+    add_flag(parser, "crop_batch_size", type=int, default=16, help="images per detector call")
     parser.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU core)")
-    parser.add_argument("--shard_size", "--shard-size", type=int, default=256, help="identity folders per shard")
+    add_flag(parser, "shard_size", type=int, default=256, help="identity folders per shard")
     add_flag(
         parser,
         "png_compress_level",
@@ -39,9 +39,9 @@ def register(subparsers) -> None:
         metavar="0-9",
         help="zlib level of the PNGs written (6, the reference's, gives ~17%% smaller files, encoded ~5x slower)",
     )
-    parser.add_argument(
-        "--exif_transpose",
-        "--exif-transpose",
+    add_flag(
+        parser,
+        "exif_transpose",
         type=parse_bool,
         nargs="?",
         const=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from facenet_core.config.cli_args import add_flag
 from facenet_core.data.manifest import build_manifest
 
 
@@ -20,15 +21,13 @@ def register(subparsers) -> None:
     )
     parser.add_argument("dataroot", help="folder of identity folders")
     parser.add_argument("--out", required=True, help="manifest file to write (.parquet)")
-    parser.add_argument(
-        "--identities_file", "--identities-file", default=None, help="keep only the identities listed (one per line)"
-    )
+    add_flag(parser, "identities_file", default=None, help="keep only the identities listed (one per line)")
     parser.add_argument(
         "--fast", action="store_true", help="trust extensions: read only image headers instead of decoding"
     )
     parser.add_argument("--dedupe", action="store_true", help="drop byte-identical duplicates (reads every byte)")
     parser.add_argument("--workers", type=int, default=0, help="scan processes (0: one per CPU core)")
-    parser.add_argument("--no_progress", "--no-progress", action="store_true", help="hide the progress bar")
+    add_flag(parser, "no_progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facenet_core.config.cli_args import add_config_arguments, overrides_from_args
+from facenet_core.config.cli_args import add_config_arguments, add_flag, overrides_from_args
 from facenet_core.config.loading import load_config
 
 FIELDS = ["workspace", "run_name", "mlflow_tracking_uri"]
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--preset", default=None, help="YAML preset the run was trained with")
-    parser.add_argument("--run_id", "--run-id", default=None, help="MLflow run id; found by run_name when omitted")
+    add_flag(parser, "run_id", default=None, help="MLflow run id; found by run_name when omitted")
     add_config_arguments(parser, fields=FIELDS)
     parser.set_defaults(func=run)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from facenet_core.config.cli_args import add_flag
 from facenet_core.data.stats import dataset_stats
 from facenet_core.fileio import atomic_write_json, atomic_write_text
 
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random sample")
     parser.add_argument("--workers", type=int, default=0, help="processes (0: one per CPU core)")
     parser.add_argument("--out", default=None, help="output stem (none: <manifest stem>.stats beside the manifest)")
-    parser.add_argument("--no_progress", "--no-progress", action="store_true", help="hide the progress bar")
+    add_flag(parser, "no_progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
 
