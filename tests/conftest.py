@@ -1,6 +1,9 @@
-"""Session-wide test settings: telemetry off, the shared LFW copy located (or skipped)."""
+"""Session-wide test settings: telemetry off, temporary files contained, the shared LFW copy located (or skipped)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,24 @@ disable_telemetry()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LFW_DIR = Path(os.environ.get("FACENET_LFW_DIR", REPO_ROOT.parent / "shared" / "data" / "lfw"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def contained_temporary_files(tmp_path_factory):
+    """Point TMPDIR (ours, torch's, torchrun's, subprocesses') at one folder, removed when the process exits."""
+    tmp_path_factory.getbasetemp()  # pytest's own folders stay where they are
+    folder = tempfile.mkdtemp(prefix="facenet-tests-")
+    # atexit runs last-registered first: the Prefect harness removes its folder inside this one before this runs.
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = folder
+    yield
+    tempfile.tempdir = None
+    if previous is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = previous
 
 
 @pytest.fixture(scope="session")
