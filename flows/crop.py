@@ -16,7 +16,7 @@ from tasks.caching import results_dir
 
 
 def crop_options(cfg: Config) -> dict[str, Any]:
-    """The crop stage's parameters from the config (part of each shard's cache key)."""
+    """The crop stage's parameters from the config (the output-deciding ones key each shard's cache)."""
     return {
         "image_size": cfg.crop_image_size,
         "margin": cfg.crop_margin,

@@ -9,9 +9,10 @@ from typing import Any
 from facenet_core.config import Config, DatasetConfig, DownloadFile, EvalSet
 from facenet_core.data.catalogue import resolve_dataset
 from facenet_core.data.manifest import manifest_fingerprint
+from facenet_core.detect.options import CropOptions
 from facenet_core.fileio import sha256_json
 from facenet_core.workspace import Workspace
-from flows.crop import run_crop
+from flows.crop import crop_options, run_crop
 from tasks import prepare as prepare_tasks
 from tasks.caching import file_fingerprint, results_dir, tree_fingerprint
 
@@ -38,8 +39,9 @@ def fetch_dataset(ws: Workspace, dataset: DatasetConfig) -> Path:
 
 
 def crop_folder(cfg: Config, ws: Workspace, raw_root: Path, name: str) -> tuple[Path, str]:
-    """MTCNN crops of a raw tree into cropped/<name>; returns the root and its fingerprint."""
-    out = ws.cropped / name
+    """MTCNN crops of a raw tree into cropped/<name> (tagged when the output options are not the
+    reference's, so other crops never overwrite these); returns the root and its fingerprint."""
+    out = ws.cropped / CropOptions(**crop_options(cfg)).folder_name(name)
     merged = run_crop(cfg, raw_root, out)
     return out, merged["fingerprint"]
 
@@ -59,6 +61,7 @@ def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
         path = Path(cfg.training_dataset_csv_path).expanduser().resolve()
         return TrainingData(str(path), manifest_fingerprint(path), {})
     crops: dict[Path, tuple[Path, str]] = {}
+    name = cfg.dataset.name
     if cfg.dataroot:
         root = Path(cfg.dataroot).expanduser().resolve()
         fingerprint = tree_fingerprint(root)
@@ -70,8 +73,9 @@ def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
         else:
             root, fingerprint = crop_folder(cfg, ws, raw, cfg.dataset.name)
             crops[raw] = (root, fingerprint)
+            name = root.name
     suffix = "" if not cfg.identities_file else f"-{file_fingerprint(cfg.identities_file)[:8]}"
-    out = ws.manifests / f"{cfg.dataset.name}{suffix}.parquet"
+    out = ws.manifests / f"{name}{suffix}.parquet"
     built = prepare_tasks.build_manifest.with_options(**_storage(ws))(
         str(ws.root),
         str(root),

@@ -15,7 +15,7 @@ from tasks.caching import stage_task
     version=crop_core.STAGE_VERSION,
     key_parts=lambda p: {
         "inputs": crop_core.shard_fingerprint(p["input_root"], p["identities"]),
-        "options": p["options"],
+        "options": crop_core.CropOptions(**p["options"]).output_options(),
     },
     outputs=lambda r: [r["table"]],
     retries=2,

@@ -54,6 +54,25 @@ class CropOptions:
         values["thresholds"] = list(self.thresholds)
         return {"stage_version": STAGE_VERSION} | {name: values[name] for name in OUTPUT_FIELDS}
 
+    def folder_name(self, base: str) -> str:
+        """`base` for the reference's output options; otherwise `base` tagged with the ones that differ.
+
+        Crops made with other output options land beside the default ones instead of replacing
+        them: `lfw` (224 px, margin 0), `lfw-image_size160-margin32`, `lfw-exif_transpose`.
+        """
+        defaults = CropOptions().output_options()
+        tags = []
+        for name, value in self.output_options().items():
+            if name == "stage_version" or value == defaults[name]:
+                continue
+            if isinstance(value, bool):
+                tags.append(name)
+            elif isinstance(value, list):
+                tags.append(name + ",".join(f"{v:g}" for v in value))
+            else:
+                tags.append(f"{name}{value:g}" if isinstance(value, float) else f"{name}{value}")
+        return "-".join([base, *tags])
+
     def resolved_device(self) -> str:
         """`device` with "auto" replaced by cuda when available, else cpu."""
         return str(resolve_device(self.device))

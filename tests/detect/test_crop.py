@@ -104,6 +104,13 @@ def test_rerun_with_other_options_is_refused(tree, tmp_path):
         crop_shard(tree, out, ["alice"], CropOptions(image_size=41, workers=1))
 
 
+def test_folder_name_tags_only_output_options_that_differ():
+    assert CropOptions(batch_size=2, device="cuda", workers=3, png_compress_level=9).folder_name("lfw") == "lfw"
+    assert CropOptions(image_size=160, margin=32).folder_name("lfw") == "lfw-image_size160-margin32"
+    tagged = CropOptions(thresholds=(0.6, 0.7, 0.8), factor=0.5, exif_transpose=True).folder_name("eval-x")
+    assert tagged == "eval-x-thresholds0.6,0.7,0.8-factor0.5-exif_transpose"
+
+
 def test_margin_grows_the_crop_box(tree, tmp_path):
     plain, wide = tmp_path / "plain", tmp_path / "wide"
     crop_shard(tree, plain, ["bob"], OPTIONS)

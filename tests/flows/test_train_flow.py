@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from facenet_core.detect import crop as crop_core
 from facenet_core.evaluate import report as report_core
@@ -102,3 +103,26 @@ def test_touched_image_recrops_only_its_shard(tiny_preset, count_calls):
     rerun = run_in_process(tiny_preset)
     assert count_calls["crop_shard"] == shards_total + 1
     assert rerun["stage_states"].get("Completed", 0) == 2
+
+
+def test_crop_speed_options_hit_the_cache_and_other_crops_land_beside(tiny_preset, count_calls):
+    first = run_in_process(tiny_preset)
+    shards = count_calls["crop_shard"]
+    workspace = tiny_preset.parent / "workspace"
+    default_crops = {p: p.stat().st_mtime_ns for p in (workspace / "cropped" / "tiny").rglob("*.png")}
+    assert default_crops
+
+    faster = run_in_process(tiny_preset, {"crop_batch_size": 2, "crop_png_compress_level": 6, "crop_workers": 2})
+    assert count_calls["crop_shard"] == shards
+    assert faster["run_key"] == first["run_key"] and faster["stage_states"]["Completed"] == 2
+
+    larger = run_in_process(tiny_preset, {"crop_image_size": 48})
+    assert count_calls["crop_shard"] == 2 * shards  # training and evaluation shards, all cropped anew
+    assert larger["run_key"] != first["run_key"]
+    new_crops = sorted((workspace / "cropped" / "tiny-image_size48").rglob("*.png"))
+    assert len(new_crops) == len(default_crops)
+    assert {Image.open(p).size for p in new_crops} == {(48, 48)}
+    assert any((workspace / "cropped" / "eval-tiny-eval-image_size48").rglob("*.png"))
+    assert {p: p.stat().st_mtime_ns for p in (workspace / "cropped" / "tiny").rglob("*.png")} == default_crops
+    manifests = {p.name for p in (workspace / "manifests").glob("*.parquet") if ".rejects" not in p.name}
+    assert manifests == {"tiny.parquet", "tiny-image_size48.parquet"}
