@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,9 @@ def crop_options(cfg: Config) -> dict[str, Any]:
         "exif_transpose": cfg.exif_transpose,
         "png_compress_level": cfg.crop_png_compress_level,
         "device": cfg.device,
+        # Locally each shard task (a thread) hands its shard to one of crop_workers processes;
+        # a Dask worker runs the shard itself.
+        "workers": 1 if cfg.dask_address else cfg.crop_workers,
     }
 
 
@@ -35,21 +37,26 @@ def crop_dataset(
     shards = crop_core.list_shards(input_root, shard_size)
     if not shards:
         raise ValueError(f"no identity folders with images under {input_root}")
+    # No more worker processes than shards: a single shard crops in its task's thread, no start-up.
+    options = {**options, "workers": min(crop_core.CropOptions(**options).resolved_workers(), len(shards))}
     storage = results_dir(workspace)
     shard_task = crop_tasks.crop_shard.with_options(result_storage=storage)
-    futures = [shard_task.submit(workspace, input_root, output_root, identities, options) for identities in shards]
-    tables = [future.result()["table"] for future in futures]
+    try:
+        futures = [shard_task.submit(workspace, input_root, output_root, identities, options) for identities in shards]
+        tables = [future.result()["table"] for future in futures]
+    finally:
+        crop_core.shutdown_shard_processes()  # training, next in this process, gets the memory back
     merged = crop_tasks.merge_detections.with_options(result_storage=storage)(workspace, output_root, tables)
     return {"root": output_root, **merged}
 
 
 def crop_flow_for(cfg: Config):
-    """The crop flow on threads, or on a Dask cluster when dask_address is configured."""
+    """The crop flow: shard tasks on threads feeding worker processes, or on a Dask cluster when dask_address is set."""
     if cfg.dask_address:
         from prefect_dask import DaskTaskRunner
 
         return crop_dataset.with_options(task_runner=DaskTaskRunner(address=cfg.dask_address))
-    workers = cfg.crop_workers or len(os.sched_getaffinity(0))
+    workers = crop_core.CropOptions(workers=cfg.crop_workers).resolved_workers()
     return crop_dataset.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers))
 
 

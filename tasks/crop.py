@@ -24,7 +24,7 @@ def crop_shard(
     workspace: str, input_root: str, output_root: str, identities: list[str], options: dict[str, Any]
 ) -> dict[str, Any]:
     """MTCNN-crop the images of a few identity folders; returns the shard's detections table."""
-    result = crop_core.crop_shard(input_root, output_root, identities, crop_core.CropOptions(**options))
+    result = crop_core.run_shard(input_root, output_root, identities, crop_core.CropOptions(**options))
     return {**result, "table": str(result["table"])}
 
 

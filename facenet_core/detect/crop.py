@@ -2,7 +2,8 @@
 
 `crop_shard` is a pure function of its arguments (paths, identity names, options), safe to call
 from Prefect tasks in threads or processes and from Dask workers; `crop_tree` runs every shard of
-a folder in worker processes and merges their tables. Reruns skip images already recorded with
+a folder in worker processes and merges their tables; `run_shard` runs one shard in a long-lived
+worker process for callers that schedule shards themselves. Reruns skip images already recorded with
 their PNG in place; PNGs are written under temporary names, so a killed run leaves none half-written.
 """
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import multiprocessing
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -50,7 +53,9 @@ __all__ = [
     "crop_tree",
     "list_shards",
     "merge_detections",
+    "run_shard",
     "shard_fingerprint",
+    "shutdown_shard_processes",
     "shard_id",
 ]
 
@@ -232,6 +237,59 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
+
+
+_shared_pool: tuple[int, ProcessPoolExecutor] | None = None
+_shared_pool_lock = threading.Lock()
+
+
+def _shard_processes(workers: int) -> ProcessPoolExecutor:
+    """The process's long-lived pool of `workers` crop processes (replaced when the count changes)."""
+    global _shared_pool
+    with _shared_pool_lock:
+        if _shared_pool is None or _shared_pool[0] != workers:
+            if _shared_pool is not None:
+                _shared_pool[1].shutdown(wait=False)
+            _shared_pool = (workers, _spawn_pool(workers))
+        return _shared_pool[1]
+
+
+def _drop_shard_processes(pool: ProcessPoolExecutor) -> None:
+    global _shared_pool
+    with _shared_pool_lock:
+        if _shared_pool is not None and _shared_pool[1] is pool:
+            _shared_pool = None
+    pool.shutdown(wait=False)
+
+
+def shutdown_shard_processes() -> None:
+    """Stop the worker processes `run_shard` started, if any (the next call starts new ones)."""
+    global _shared_pool
+    with _shared_pool_lock:
+        shared, _shared_pool = _shared_pool, None
+    if shared is not None:
+        shared[1].shutdown()
+
+
+def run_shard(
+    input_root: str | Path, output_root: str | Path, identities: list[str], options: CropOptions
+) -> dict[str, Any]:
+    """`crop_shard` in one of `options.workers` long-lived worker processes, or in the calling thread
+    when `workers` is 1. Threads calling it (the crop flow's task runner) then detect in parallel
+    free of the GIL, and the processes load the networks once for all their shards."""
+    workers = options.resolved_workers()
+    if workers == 1:
+        return crop_shard(input_root, output_root, identities, options)
+    pool = _shard_processes(workers)
+    try:
+        return pool.submit(crop_shard, input_root, output_root, identities, options).result()
+    except BrokenProcessPool:
+        _drop_shard_processes(pool)  # a killed worker: the next call (a retry) starts fresh processes
+        raise
+
+
 def crop_tree(
     input_root: str | Path, output_root: str | Path, options: CropOptions, shard_size: int = 256
 ) -> dict[str, Any]:
@@ -244,8 +302,7 @@ def crop_tree(
             counts = crop_shard(input_root, output_root, identities, options)
             totals.update({key: counts[key] for key in COUNT_KEYS})
     else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        with _spawn_pool(workers) as pool:
             for counts in pool.map(crop_shard, repeat(input_root), repeat(output_root), shards, repeat(options)):
                 totals.update({key: counts[key] for key in COUNT_KEYS})
     ids = [shard_id(identities) for identities in shards]

@@ -79,4 +79,4 @@ class CropOptions:
 
     def resolved_workers(self) -> int:
         """Worker processes to start: `workers`, or one per CPU core when 0."""
-        return self.workers or os.cpu_count() or 1
+        return self.workers or len(os.sched_getaffinity(0))

@@ -2,6 +2,8 @@
 
 import argparse
 import os
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -9,7 +11,15 @@ import pytest
 from PIL import Image
 
 from facenet_core.commands import crop as crop_command
-from facenet_core.detect.crop import CropOptions, crop_shard, crop_tree, merge_detections
+from facenet_core.detect import crop as crop_module
+from facenet_core.detect.crop import (
+    CropOptions,
+    crop_shard,
+    crop_tree,
+    merge_detections,
+    run_shard,
+    shutdown_shard_processes,
+)
 from facenet_core.detect.shards import list_shards, shard_fingerprint, shard_id
 from facenet_core.detect.table import SCHEMA
 
@@ -127,6 +137,27 @@ def test_worker_processes_give_the_same_table(tree, tmp_path):
     crop_tree(tree, tmp_path / "one", OPTIONS, shard_size=1)
     crop_tree(tree, tmp_path / "two", CropOptions(image_size=40, batch_size=2, workers=2), shard_size=1)
     assert _rows(tmp_path / "one") == _rows(tmp_path / "two")
+
+
+@pytest.mark.slow
+def test_run_shard_from_threads_crops_in_worker_processes(tree, tmp_path):
+    two = CropOptions(image_size=40, batch_size=2, workers=2)
+    crop_module._detector.cache_clear()
+    with ThreadPoolExecutor(2) as threads:
+        list(threads.map(lambda names: run_shard(tree, tmp_path / "two", names, two), list_shards(tree, 1)))
+    assert crop_module._detector.cache_info().currsize == 0  # the networks never ran in this process
+    merge_detections(tmp_path / "two", [shard_id(names) for names in list_shards(tree, 1)])
+    crop_tree(tree, tmp_path / "one", OPTIONS, shard_size=1)
+    assert _rows(tmp_path / "one") == _rows(tmp_path / "two")
+
+    crop_module._shard_processes(2).submit(os._exit, 1).exception()  # a worker dies
+    with pytest.raises(BrokenProcessPool):
+        run_shard(tree, tmp_path / "two", ["alice"], two)
+    assert run_shard(tree, tmp_path / "two", ["alice"], two)["resumed"] == 2  # the retry gets fresh processes
+    pool = crop_module._shard_processes(2)
+    shutdown_shard_processes()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pool.submit(os.getpid)
 
 
 def test_shards_ids_and_fingerprints(tree):

@@ -53,7 +53,9 @@ def test_deployment_run_through_worker_and_retry(tmp_path):
         pairs = tmp_path / "pairs-later.txt"  # absent on the first attempt: the flow fails after cropping
         preset = tmp_path / "tiny.yaml"
         eval_set = {**TINY["eval_sets"][0], "pairs": str(pairs)}
-        preset.write_text(yaml.safe_dump({**TINY, "workspace": str(tmp_path / "ws"), "eval_sets": [eval_set]}))
+        # Two crop worker processes: spawned from the flow-run process the worker started.
+        overrides = {"workspace": str(tmp_path / "ws"), "eval_sets": [eval_set], "crop_workers": 2}
+        preset.write_text(yaml.safe_dump({**TINY, **overrides}))
         params = json.dumps({"preset": str(preset)})
         first = prefect(
             [
