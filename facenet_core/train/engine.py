@@ -138,7 +138,16 @@ def run_steps(
     }
 
 
+def synchronised_batchnorm(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    """On several GPUs, BatchNorm layers normalise over the global batch (SyncBatchNorm, the same
+    parameters and buffers); on CPU each rank keeps its own statistics (gloo has no SyncBatchNorm)."""
+    if ctx.distributed and ctx.device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
 def _wrap(state: TrainingState, config: Config, ctx: DistContext) -> None:
+    state.model = synchronised_batchnorm(state.model, ctx)
     if ctx.distributed:
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         state.model = DistributedDataParallel(state.model, device_ids=device_ids)

@@ -6,7 +6,8 @@ import torch
 from facenet_core.config import LRSchedule
 from facenet_core.models import create_model
 from facenet_core.train.checkpoints import SEED_KEYS
-from facenet_core.train.engine import read_epoch_summary, train_epoch
+from facenet_core.train.distributed import DistContext
+from facenet_core.train.engine import read_epoch_summary, synchronised_batchnorm, train_epoch
 from facenet_core.train.state import build_state
 
 
@@ -78,3 +79,17 @@ def test_missing_manifest_setting_is_a_clear_error(tiny_config, tiny_dataset, tm
     config = tiny_config.model_copy(update={"training_dataset_csv_path": None})
     with pytest.raises(ValueError, match="training_dataset_csv_path"):
         train_epoch(config, 0, tiny_dataset["triplets"][0], None, tmp_path / "run")
+
+
+@pytest.mark.parametrize(("device", "world_size", "synced"), [("cuda", 2, True), ("cpu", 2, False), ("cuda", 1, False)])
+def test_batchnorm_is_synchronised_only_across_gpus(device, world_size, synced):
+    model = create_model("resnet18", 8)
+    batchnorms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    params, keys = {name: p for name, p in model.named_parameters()}, set(model.state_dict())
+    ctx = DistContext(rank=0, world_size=world_size, local_rank=0, device=torch.device(device))
+
+    converted = synchronised_batchnorm(model, ctx)
+
+    assert sum(isinstance(m, torch.nn.SyncBatchNorm) for m in converted.modules()) == (batchnorms if synced else 0)
+    assert set(converted.state_dict()) == keys  # checkpoints load either way
+    assert all(p is params[name] for name, p in converted.named_parameters())  # the optimizer's tensors
