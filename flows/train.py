@@ -76,6 +76,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
     if first_epoch >= cfg.epochs:
         raise ValueError(f"resume_path {checkpoint} finished epoch {first_epoch - 1}: set epochs above {first_epoch}")
     evaluations: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []  # epochs whose weights checkpoint_retention deleted
     next_triplets = triplets_for(first_epoch)
     for epoch in range(first_epoch, cfg.epochs):
         triplets = stages.result(next_triplets)
@@ -91,7 +92,10 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
                 evaluate_epoch, str(ws.root), config_dict, epoch, checkpoint, checkpoint_sha, eval_set,
                 fingerprint, str(run_dir), tracking,
             )  # fmt: skip
-            evaluations.append({**result, "checkpoint": checkpoint, "eval_set_fingerprint": fingerprint})
+            if "skipped" in result:
+                skipped.append({k: result[k] for k in ("epoch", "eval_set", "skipped")})
+            else:
+                evaluations.append({**result, "checkpoint": checkpoint, "eval_set_fingerprint": fingerprint})
 
     registered = stages.call(
         tracking_tasks.register_model,
@@ -108,6 +112,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
         "tracking_uri": tracking["tracking_uri"],
         "registered": registered,
         "evaluations": [{k: e[k] for k in ("epoch", "eval_set", "metrics")} for e in evaluations],
+        "skipped_evaluations": skipped,
         "stage_states": dict(stages.states),
     }
 

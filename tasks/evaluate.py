@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from facenet_core.config import Config
 from facenet_core.devices import resolve_device
 from facenet_core.evaluate import report as report_core
 from facenet_core.tracking.registry import selection_eval_set
-from facenet_core.train.checkpoints import load_model_from_checkpoint, record_evaluation
+from facenet_core.train.checkpoints import load_model_from_checkpoint, pruned_by_retention, record_evaluation
 from tasks.caching import stage_task
 
 EVAL_FIELDS = ("distance_metric", "flip_tta", "image_size", "normalize_mean", "normalize_std")
@@ -27,7 +28,7 @@ EVAL_FIELDS = ("distance_metric", "flip_tta", "image_size", "normalize_mean", "n
         "params": {name: p["config"][name] for name in EVAL_FIELDS},
         "epoch": p["epoch"],
     },
-    outputs=lambda r: [r["roc_plot"]],
+    outputs=lambda r: [r["roc_plot"]] if "roc_plot" in r else [],
 )
 def evaluate_epoch(
     workspace: str,
@@ -40,7 +41,15 @@ def evaluate_epoch(
     run_dir: str,
     tracking: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Embed the set's images once, compute the seed's metrics, write plots, log to MLflow."""
+    """Embed the set's images once, compute the seed's metrics, write plots, log to MLflow.
+
+    An epoch whose weights `checkpoint_retention` deleted cannot be evaluated again (after an
+    evaluation parameter changed): the result then says so under `skipped`, with no metrics.
+    """
+    if pruned_by_retention(checkpoint):
+        reason = f"weights of epoch {epoch} were deleted by checkpoint_retention ({checkpoint})"
+        get_run_logger().warning("not evaluated on %s: %s", eval_set["name"], reason)
+        return {"epoch": epoch, "eval_set": eval_set["name"], "metrics": {}, "skipped": reason}
     cfg = Config.model_validate(config)
     device = str(resolve_device(cfg.device))
     model, _ = load_model_from_checkpoint(checkpoint, device=device)

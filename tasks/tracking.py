@@ -11,6 +11,7 @@ from facenet_core.config import Config, EvalSet
 from facenet_core.tracking import metrics as tracking_metrics
 from facenet_core.tracking import provenance, registry, runs
 from facenet_core.tracking.uri import resolve_tracking
+from facenet_core.train.checkpoints import weights_of_epoch
 
 
 @task(name="open-tracking-run", cache_policy=NO_CACHE)
@@ -74,7 +75,7 @@ def register_model(
     registered = registry.register_best(
         cfg,
         run_id,
-        best["checkpoint"],
+        weights_of_epoch(best["checkpoint"], best["epoch"]),  # best.pt once retention deleted the epoch file
         best["metrics"],
         best["eval_set_fingerprint"],
         eval_set=eval_set,

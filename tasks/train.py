@@ -11,6 +11,7 @@ from facenet_core.data.manifest import read_manifest
 from facenet_core.fileio import sha256_file
 from facenet_core.tracking import metrics as tracking_metrics
 from facenet_core.train import engine
+from facenet_core.train.checkpoints import pruned_by_retention
 from facenet_core.train.launch import run_train_epoch
 from facenet_core.workspace import TRAINING_FIELDS
 from tasks.caching import file_fingerprint, stage_task
@@ -58,10 +59,6 @@ def training_key_fields(config: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _pruned_by_retention(path: Path) -> bool:
-    return path.name.startswith("epoch_") and (path.parent / "last.pt").is_file()
-
-
 @stage_task(
     stage="train-epoch",
     version=engine.STAGE_VERSION,
@@ -72,7 +69,7 @@ def _pruned_by_retention(path: Path) -> bool:
         "checkpoint_in": p["checkpoint_in_sha256"],
     },
     outputs=lambda r: [r["checkpoint"]],
-    allow_missing=_pruned_by_retention,
+    allow_missing=pruned_by_retention,
 )
 def train_epoch(
     workspace: str,

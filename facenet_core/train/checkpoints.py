@@ -130,6 +130,24 @@ def prune_epochs(checkpoint_dir: str | os.PathLike, retention: int | None) -> li
     return doomed
 
 
+def pruned_by_retention(path: str | os.PathLike) -> bool:
+    """True for a missing epoch_<e>.pt whose run goes on (last.pt present): `prune_epochs` removed it."""
+    path = Path(path)
+    return bool(EPOCH_FILE.match(path.name)) and not path.exists() and (path.parent / "last.pt").is_file()
+
+
+def weights_of_epoch(checkpoint: str | os.PathLike, epoch: int) -> Path:
+    """The file holding epoch `epoch`'s weights: `checkpoint` (its epoch_<e>.pt), or the run's best.pt
+    when retention deleted that file and best.pt is that epoch."""
+    path = Path(checkpoint)
+    if path.is_file():
+        return path
+    best = path.parent / "best.pt"
+    if best.is_file() and int(load_checkpoint(best)["epoch"]) == epoch:
+        return best
+    raise FileNotFoundError(f"weights of epoch {epoch} are gone: {path} was deleted and best.pt holds another epoch")
+
+
 def record_evaluation(
     checkpoint_dir: str | os.PathLike, epoch: int, best_distance_threshold: float, is_best: bool
 ) -> None:

@@ -126,3 +126,20 @@ def test_crop_speed_options_hit_the_cache_and_other_crops_land_beside(tiny_prese
     assert {p: p.stat().st_mtime_ns for p in (workspace / "cropped" / "tiny").rglob("*.png")} == default_crops
     manifests = {p.name for p in (workspace / "manifests").glob("*.parquet") if ".rejects" not in p.name}
     assert manifests == {"tiny.parquet", "tiny-image_size48.parquet"}
+
+
+def test_epochs_pruned_by_retention_are_skipped_when_evaluation_changes(tiny_preset, count_calls):
+    first = run_in_process(tiny_preset, {"checkpoint_retention": 1})
+    checkpoints = Path(first["run_dir"]) / "checkpoints"
+    assert not (checkpoints / "epoch_0.pt").exists() and (checkpoints / "epoch_1.pt").is_file()
+    assert [e["epoch"] for e in first["evaluations"]] == [0, 1] and first["skipped_evaluations"] == []
+    evaluated = count_calls["evaluate"]
+
+    flipped = run_in_process(tiny_preset, {"checkpoint_retention": 1, "flip_tta": True})
+    assert flipped["run_key"] == first["run_key"]
+    assert count_calls["evaluate"] == evaluated + 1  # epoch 1 only: epoch 0's weights are gone
+    assert [e["epoch"] for e in flipped["evaluations"]] == [1]
+    [skipped] = flipped["skipped_evaluations"]
+    assert skipped["epoch"] == 0 and skipped["eval_set"] == "tiny-eval"
+    assert "checkpoint_retention" in skipped["skipped"] and "epoch_0.pt" in skipped["skipped"]
+    assert flipped["registered"]["epoch"] == 1

@@ -13,9 +13,11 @@ from facenet_core.train.checkpoints import (
     load_checkpoint,
     load_model_from_checkpoint,
     prune_epochs,
+    pruned_by_retention,
     record_evaluation,
     save_checkpoint,
     strip_prefixes,
+    weights_of_epoch,
 )
 from facenet_core.train.state import build_state
 
@@ -121,6 +123,20 @@ def test_prune_keeps_the_newest_epochs(tmp_path):
     assert sorted(p.name for p in removed) == ["epoch_0.pt", "epoch_1.pt", "epoch_2.pt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_3.pt", "epoch_4.pt", "last.pt"]
     assert prune_epochs(tmp_path, None) == []
+
+
+def test_pruned_epochs_are_recognised_and_their_weights_found_in_best(tmp_path):
+    for epoch in range(3):
+        save_checkpoint(epoch_path(tmp_path, epoch), _tiny_state(epoch))
+    save_checkpoint(tmp_path / "last.pt", _tiny_state(2))
+    save_checkpoint(tmp_path / "best.pt", _tiny_state(0))
+    prune_epochs(tmp_path, 1)
+    assert pruned_by_retention(epoch_path(tmp_path, 0)) and not pruned_by_retention(epoch_path(tmp_path, 2))
+    assert not pruned_by_retention(tmp_path / "other" / "epoch_0.pt")  # no run there
+    assert weights_of_epoch(epoch_path(tmp_path, 2), 2) == epoch_path(tmp_path, 2)
+    assert weights_of_epoch(epoch_path(tmp_path, 0), 0) == tmp_path / "best.pt"
+    with pytest.raises(FileNotFoundError, match="epoch_1.pt was deleted"):
+        weights_of_epoch(epoch_path(tmp_path, 1), 1)
 
 
 def test_record_evaluation_stores_threshold_and_promotes_best(tmp_path):
