@@ -7,8 +7,6 @@ import json
 import time
 
 from facenet_core.config.cli_args import add_flag, parse_bool
-from facenet_core.detect.crop import crop_tree
-from facenet_core.detect.options import CropOptions
 
 
 def register(subparsers) -> None:
@@ -53,6 +51,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facenet_core.detect.crop import crop_tree
+    from facenet_core.detect.options import CropOptions
+
     options = CropOptions(
         image_size=args.image_size,
         margin=args.margin,

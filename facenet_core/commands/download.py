@@ -8,11 +8,6 @@ from pathlib import Path
 
 from facenet_core.config.cli_args import HelpFormatter, add_flag
 from facenet_core.config.schema import DatasetConfig
-from facenet_core.data.catalogue import load_catalogue, with_mirror
-from facenet_core.data.download import fetch
-from facenet_core.data.insightface_bin import convert_bin
-from facenet_core.data.prepare import prepare_raw
-from facenet_core.data.recordio_unpack import unpack_recordio
 from facenet_core.workspace import Workspace
 
 EPILOG = """examples:
@@ -51,6 +46,8 @@ def register(subparsers) -> None:
 
 
 def _list() -> int:
+    from facenet_core.data.catalogue import load_catalogue
+
     for name, entry in sorted(load_catalogue().items()):
         print(f"{name}: {entry.description}\n  contains: {entry.contains}\n  licence: {entry.licence}")
         print(f"  disk: {entry.disk}\n  format: {entry.format}, aligned: {entry.aligned}")
@@ -68,6 +65,12 @@ def _is_location(source: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facenet_core.data.catalogue import with_mirror
+    from facenet_core.data.download import fetch
+    from facenet_core.data.insightface_bin import convert_bin
+    from facenet_core.data.prepare import prepare_raw
+    from facenet_core.data.recordio_unpack import unpack_recordio
+
     progress = not args.quiet
     if args.list:
         return _list()

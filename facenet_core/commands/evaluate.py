@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, get_args
 
 from facenet_core.config.cli_args import HelpFormatter, add_flag, parse_bool
-from facenet_core.config.schema import Config
-from facenet_core.devices import resolve_device
-from facenet_core.evaluate.embed import DISTANCE_METRICS
-from facenet_core.evaluate.report import PROTOCOLS, EvalResult, evaluate_model, write_epoch_report
+from facenet_core.config.schema import Config, DistanceMetric, Protocol
+
+if TYPE_CHECKING:
+    from facenet_core.evaluate.report import EvalResult
 
 EPILOG = """examples:
   facenet evaluate --checkpoint runs/demo/checkpoints/epoch_3.pt --lfw data/lfw/lfw-deepfunneled \\
@@ -34,14 +35,22 @@ def register(subparsers) -> None:
     add_flag(parser, "checkpoint", required=True, help="a .pt checkpoint (ours or the seed's)")
     add_flag(parser, "lfw", required=True, help="folder of <person>/<person>_<nnnn>.<ext> images, raw or cropped")
     add_flag(parser, "pairs", default=None, help="pairs file (None: pairs.txt beside the --lfw folder)")
-    add_flag(parser, "protocol", choices=PROTOCOLS, default="kfold10", help="kfold10 (View 2) or train_test (View 1)")
+    add_flag(
+        parser,
+        "protocol",
+        choices=get_args(Protocol),
+        default="kfold10",
+        help="kfold10 (View 2) or train_test (View 1)",
+    )
     add_flag(parser, "train_pairs", default=None, help="pairsDevTrain.txt for --protocol train_test")
     add_flag(parser, "people_file", default=None, help="keep only pairs whose people are listed (peopleDevTest.txt)")
     add_flag(parser, "lfw_batch_size", type=int, default=DEFAULTS.lfw_batch_size, help="images per forward pass")
     add_flag(parser, "image_size", type=int, default=None, help="input size (None: the checkpoint's, else 140)")
     add_flag(parser, "device", default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
     add_flag(parser, "flip_tta", type=parse_bool, nargs="?", const=True, default=False, help="add mirrored images")
-    add_flag(parser, "distance_metric", choices=DISTANCE_METRICS, default=DEFAULTS.distance_metric, help="distance")
+    add_flag(
+        parser, "distance_metric", choices=get_args(DistanceMetric), default=DEFAULTS.distance_metric, help="distance"
+    )
     add_flag(parser, "num_workers", type=int, default=0, help="image decoding worker processes")
     add_flag(parser, "report_dir", default=None, help="also write metrics.parquet and ROC/accuracy PNGs here")
     add_flag(parser, "json", action="store_true", help="print the metrics as JSON")
@@ -68,6 +77,8 @@ def _print_metrics(result: EvalResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facenet_core.devices import resolve_device
+    from facenet_core.evaluate.report import evaluate_model, write_epoch_report
     from facenet_core.train.checkpoints import load_model_from_checkpoint
 
     device = resolve_device(args.device)

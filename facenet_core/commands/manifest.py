@@ -6,7 +6,6 @@ import argparse
 import json
 
 from facenet_core.config.cli_args import add_flag
-from facenet_core.data.manifest import build_manifest
 
 
 def register(subparsers) -> None:
@@ -32,6 +31,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facenet_core.data.manifest import build_manifest
+
     summary = build_manifest(
         args.dataroot,
         args.out,

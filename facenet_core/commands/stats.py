@@ -8,7 +8,6 @@ from pathlib import Path
 import yaml
 
 from facenet_core.config.cli_args import add_flag
-from facenet_core.data.stats import dataset_stats
 from facenet_core.fileio import atomic_write_json, atomic_write_text
 
 
@@ -33,6 +32,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facenet_core.data.stats import dataset_stats
+
     stats = dataset_stats(
         args.manifest, sample=args.sample, seed=args.seed, workers=args.workers, progress=not args.no_progress
     )

@@ -6,7 +6,6 @@ import argparse
 import json
 
 from facenet_core.config.cli_args import add_flag
-from facenet_core.data.synthetic import make_demo_dataset
 
 COUNTS = {
     "num_train_identities": (64, "identities in train/"),
@@ -38,6 +37,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facenet_core.data.synthetic import make_demo_dataset
+
     made = make_demo_dataset(args.out_dir, **{name: getattr(args, name) for name in COUNTS})
     print(json.dumps({key: str(value) for key, value in made.items()}, indent=2))
     return 0

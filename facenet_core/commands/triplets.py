@@ -7,8 +7,6 @@ import time
 
 from facenet_core.config import load_config
 from facenet_core.config.cli_args import add_config_arguments, overrides_from_args
-from facenet_core.data.manifest import read_manifest
-from facenet_core.data.triplets import generate_triplets, save_triplets
 
 FIELDS = ["seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch"]
 
@@ -31,6 +29,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facenet_core.data.manifest import read_manifest
+    from facenet_core.data.triplets import generate_triplets, save_triplets
+
     config = load_config(None, overrides_from_args(args))
     manifest = read_manifest(args.manifest)
     started = time.perf_counter()

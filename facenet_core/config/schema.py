@@ -13,6 +13,10 @@ MIN_IMAGE_SIZE = {"inceptionresnetv2": 75}
 MIN_IMAGE_SIZE_DEFAULT = 32
 
 
+Protocol = Literal["kfold10", "train_test"]
+DistanceMetric = Literal["euclidean", "cosine"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -59,7 +63,7 @@ class EvalSet(_Strict):
     root: str = Field(description="folder of <person>/<person>_<nnnn>.<ext> images, raw or cropped")
     pairs: str = Field(description="pairs.txt (kfold10) or pairsDevTest.txt (train_test)")
     train_pairs: str | None = Field(None, description="pairsDevTrain.txt, for protocol train_test")
-    protocol: Literal["kfold10", "train_test"] = "kfold10"
+    protocol: Protocol = "kfold10"
     people_file: str | None = Field(None, description="keep only pairs whose people are all listed here")
     aligned: bool = Field(False, description="images already aligned (insightface .bin): no cropping")
 
@@ -123,7 +127,7 @@ class Config(_Strict):
     normalize_mean: list[float] = Field(default_factory=lambda: [0.6071, 0.4609, 0.3944], min_length=3, max_length=3)
     normalize_std: list[float] = Field(default_factory=lambda: [0.2457, 0.2175, 0.2129], min_length=3, max_length=3)
     eval_sets: list[EvalSet] = Field(default_factory=list)
-    distance_metric: Literal["euclidean", "cosine"] = "euclidean"
+    distance_metric: DistanceMetric = "euclidean"
     flip_tta: bool = False
     selection_metric: Literal["accuracy", "roc_auc", "tar_at_far"] = "accuracy"
     selection_eval_set: str | None = Field(None, description="eval set that picks the best epoch (default: first)")

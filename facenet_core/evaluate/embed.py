@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import numpy as np
 import torch
@@ -13,13 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from facenet_core.config.schema import DistanceMetric
 from facenet_core.data.images import open_rgb
 from facenet_core.data.transforms import eval_transform
 from facenet_core.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
-DISTANCE_METRICS = ("euclidean", "cosine")
+DISTANCE_METRICS = get_args(DistanceMetric)
 
 
 class Embeddings(NamedTuple):

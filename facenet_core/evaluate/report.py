@@ -7,12 +7,13 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
+from facenet_core.config.schema import Protocol
 from facenet_core.evaluate.embed import DISTANCE_METRICS, embed_images, pair_distances
 from facenet_core.evaluate.metrics import ROC_THRESHOLDS, PairMetrics, kfold_metrics, train_test_metrics
 from facenet_core.evaluate.pairs import ResolvedPairs, filter_people, read_pairs, read_people, resolve_pairs
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 # Bump when evaluation output would change for the same checkpoint and eval set.
 STAGE_VERSION = 1
 METRICS_TABLE = "metrics.parquet"
-PROTOCOLS = ("kfold10", "train_test")
+PROTOCOLS = get_args(Protocol)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Every preset validates; every `facenet` subcommand documents its flags with their defaults."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,11 @@ def test_readme_commands_are_the_make_targets():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     quick_start = readme.split("```bash", 1)[1].split("```", 1)[0]
     assert [line.split()[:2] for line in quick_start.strip().splitlines()] == [["make", "demo"], ["make", "test"]]
+
+
+def test_building_the_cli_loads_no_heavy_library():
+    heavy = {"torch", "cv2", "pandas", "pyarrow", "mlflow", "prefect", "numpy"}
+    probe = f"import sys; from flows.cli import build_parser; build_parser(); print(sorted(set(sys.modules) & {heavy}))"
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"  # `facenet --help` and argument errors answer at once
