@@ -11,6 +11,7 @@ from prefect.artifacts import create_table_artifact
 from facenet_core.config import Config
 from facenet_core.devices import resolve_device
 from facenet_core.evaluate import report as report_core
+from facenet_core.fileio import sha256_json
 from facenet_core.tracking.registry import selection_eval_set
 from facenet_core.train.checkpoints import load_model_from_checkpoint, pruned_by_retention, record_evaluation
 from tasks.caching import stage_task
@@ -18,14 +19,18 @@ from tasks.caching import stage_task
 EVAL_FIELDS = ("distance_metric", "flip_tta", "image_size", "normalize_mean", "normalize_std")
 
 
+def _settings(config: dict[str, Any], eval_set: dict[str, Any], eval_set_fingerprint: str) -> dict[str, Any]:
+    """What an evaluation's numbers depend on besides the weights: the set and the evaluation parameters."""
+    params = {name: config[name] for name in EVAL_FIELDS}
+    return {"eval_set": eval_set, "eval_set_fingerprint": eval_set_fingerprint, "params": params}
+
+
 @stage_task(
     stage="evaluate",
     version=report_core.STAGE_VERSION,
     key_parts=lambda p: {
+        **_settings(p["config"], p["eval_set"], p["eval_set_fingerprint"]),
         "checkpoint": p["checkpoint_sha256"],
-        "eval_set": p["eval_set"],
-        "eval_set_fingerprint": p["eval_set_fingerprint"],
-        "params": {name: p["config"][name] for name in EVAL_FIELDS},
         "epoch": p["epoch"],
     },
     outputs=lambda r: [r["roc_plot"]] if "roc_plot" in r else [],
@@ -66,14 +71,17 @@ def evaluate_epoch(
         num_workers=cfg.num_workers,
     )
     report_dir = Path(run_dir) / "reports"
-    written = report_core.write_epoch_report(report_dir, epoch, eval_set["name"], result)
+    settings = sha256_json(_settings(config, eval_set, eval_set_fingerprint))[:12]
+    written = report_core.write_epoch_report(report_dir, epoch, eval_set["name"], result, settings)
     metrics = {k: float(v) for k, v in result.metrics.items()}
-    history = report_core.read_metrics_table(report_dir)
+    # Only epochs evaluated under these settings compete: after an evaluation parameter changes,
+    # the epochs not yet evaluated again (or deleted by retention) keep rows of the old settings.
+    history = report_core.comparable_history(report_core.read_metrics_table(report_dir), eval_set["name"], settings)
     if eval_set["name"] == selection_eval_set(cfg).name and Path(checkpoint).parent == Path(run_dir) / "checkpoints":
-        _record_best(cfg, Path(checkpoint), epoch, history[history["set"] == eval_set["name"]])
+        _record_best(cfg, Path(checkpoint), epoch, history)
     create_table_artifact(
         key=f"metrics-{eval_set['name']}".lower().replace("_", "-").replace(".", "-"),
-        table=history[history["set"] == eval_set["name"]].to_dict("records"),
+        table=history.to_dict("records"),
         description=f"Metrics per epoch on {eval_set['name']} ({eval_set['protocol']}), up to epoch {epoch}",
     )
     if tracking:

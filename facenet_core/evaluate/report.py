@@ -176,15 +176,29 @@ def read_metrics_table(report_dir: str | os.PathLike) -> pd.DataFrame:
     """The run's metrics table (one row per epoch and set), empty when nothing was evaluated yet."""
     path = Path(report_dir) / METRICS_TABLE
     if not path.is_file():
-        return pd.DataFrame({"epoch": pd.Series(dtype="int64"), "set": pd.Series(dtype="str")})
-    return pd.read_parquet(path)
+        columns = {"epoch": "int64", "set": "str", "settings": "str"}
+        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+    table = pd.read_parquet(path)
+    if "settings" not in table.columns:
+        table.insert(2, "settings", "")
+    return table
 
 
-def write_epoch_report(report_dir: str | os.PathLike, epoch: int, set_name: str, result: EvalResult) -> ReportPaths:
+def comparable_history(table: pd.DataFrame, set_name: str, settings: str) -> pd.DataFrame:
+    """The rows of one set evaluated under the same settings, by epoch."""
+    return table[(table["set"] == set_name) & (table["settings"] == settings)].sort_values("epoch")
+
+
+def write_epoch_report(
+    report_dir: str | os.PathLike, epoch: int, set_name: str, result: EvalResult, settings: str = ""
+) -> ReportPaths:
     """Record one evaluation: its row in metrics.parquet (replacing an earlier one for the same
-    epoch and set), roc_<set>_epoch_<e>.png, and accuracy_<set>.png over all epochs so far."""
+    epoch and set), roc_<set>_epoch_<e>.png, and accuracy_<set>.png over the epochs evaluated so far
+    under the same `settings` (a tag of the evaluation parameters: rows of other settings stay in
+    the table but are never compared with these)."""
     report_dir = Path(report_dir)
-    row = {"epoch": int(epoch), "set": set_name, **{k: float(v) for k, v in result.metrics.items()}}
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    row = {"epoch": int(epoch), "set": set_name, "settings": settings, **metrics}
     table = read_metrics_table(report_dir)
     table = table[~((table["epoch"] == epoch) & (table["set"] == set_name))]
     rows = pd.DataFrame([row]) if table.empty else pd.concat([table, pd.DataFrame([row])], ignore_index=True)
@@ -195,7 +209,7 @@ def write_epoch_report(report_dir: str | os.PathLike, epoch: int, set_name: str,
 
     roc_path = report_dir / f"roc_{set_name}_epoch_{epoch}.png"
     plot_roc(roc_path, result.fpr, result.tpr, result.metrics["roc_auc"], title=f"ROC {set_name}, epoch {epoch}")
-    history = table[table["set"] == set_name]
+    history = comparable_history(table, set_name, settings)
     accuracy_path = report_dir / f"accuracy_{set_name}.png"
     plot_accuracy(
         accuracy_path,

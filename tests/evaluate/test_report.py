@@ -11,7 +11,14 @@ from PIL import Image
 from facenet_core.config.schema import EvalSet
 from facenet_core.evaluate.metrics import ROC_THRESHOLDS
 from facenet_core.evaluate.pairs import read_pairs, resolve_pairs
-from facenet_core.evaluate.report import EvalResult, evaluate_model, format_log_line, write_epoch_report
+from facenet_core.evaluate.report import (
+    EvalResult,
+    comparable_history,
+    evaluate_model,
+    format_log_line,
+    read_metrics_table,
+    write_epoch_report,
+)
 
 KWARGS = {"image_size": 12, "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.2], "batch_size": 5, "device": "cpu"}
 METRIC_KEYS = {
@@ -162,3 +169,17 @@ def test_diverged_model_is_an_error_not_missing_images(face_tree, view2_file):
 
     with pytest.raises(ValueError, match="not finite"):
         evaluate_model(NaNNet(), {"root": face_tree, "pairs": view2_file}, **KWARGS)
+
+
+def test_rows_of_other_settings_stay_but_are_not_compared(tmp_path):
+    reports = tmp_path / "reports"
+    write_epoch_report(reports, 0, "lfw", make_result(0.90), settings="plain")
+    write_epoch_report(reports, 1, "lfw", make_result(0.80), settings="plain")
+    write_epoch_report(reports, 1, "lfw", make_result(0.85), settings="flipped")  # epoch 1 evaluated again
+    table = read_metrics_table(reports)
+    assert table[["epoch", "settings"]].values.tolist() == [[0, "plain"], [1, "flipped"]]
+    assert comparable_history(table, "lfw", "flipped")["epoch"].tolist() == [1]
+    assert comparable_history(table, "lfw", "plain")["accuracy"].tolist() == [0.90]
+    legacy = table.drop(columns="settings")  # a table written before the column existed
+    legacy.to_parquet(reports / "metrics.parquet", index=False)
+    assert read_metrics_table(reports)["settings"].tolist() == ["", ""]

@@ -8,6 +8,7 @@ from PIL import Image
 
 from facenet_core.detect import crop as crop_core
 from facenet_core.evaluate import report as report_core
+from facenet_core.evaluate.report import read_metrics_table
 from facenet_core.train.checkpoints import load_checkpoint
 from flows.train import run_in_process
 from tasks import crop as crop_tasks
@@ -143,3 +144,6 @@ def test_epochs_pruned_by_retention_are_skipped_when_evaluation_changes(tiny_pre
     assert skipped["epoch"] == 0 and skipped["eval_set"] == "tiny-eval"
     assert "checkpoint_retention" in skipped["skipped"] and "epoch_0.pt" in skipped["skipped"]
     assert flipped["registered"]["epoch"] == 1
+    assert load_checkpoint(checkpoints / "best.pt")["epoch"] == 1  # epoch 0's row has other settings
+    table = read_metrics_table(Path(first["run_dir"]) / "reports")
+    assert table["settings"].nunique() == 2 and table["epoch"].tolist() == [0, 1]
