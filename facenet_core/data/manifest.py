@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from facenet_core.data.scan import IdentityScan, list_identities, scan_chunk
 from facenet_core.fileio import atomic_path, atomic_write_json
+from facenet_core.workers import process_pool
 
 MANIFEST_VERSION = "1"
 # Bump when the manifest built from the same files would differ (cache keys include it).
@@ -75,7 +75,7 @@ def _scan_all(root: Path, identities: list[str], validate: bool, dedupe: bool, w
                 bar.update(len(chunk))
                 yield from chunk
             return
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:
             for chunk in pool.map(task, chunks, chunksize=1):
                 bar.update(len(chunk))
                 yield from chunk

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from tqdm import tqdm
 
 from facenet_core.data.images import open_rgb
 from facenet_core.data.manifest import read_manifest
+from facenet_core.workers import process_pool
 
 IMAGES_PER_TASK = 256
 _CHANNEL_SHIFT = np.array([0, 256, 512], dtype=np.int64)
@@ -63,7 +63,7 @@ def dataset_stats(
     histogram = np.zeros((3, 256), dtype=np.int64)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(tqdm(total=len(paths), unit="image", desc="stats", disable=not progress))
-        mapper = stack.enter_context(ProcessPoolExecutor(max_workers=workers)).map if workers > 1 else map
+        mapper = stack.enter_context(process_pool(workers)).map if workers > 1 else map
         for chunk, part in zip(chunks, mapper(_histogram, chunks), strict=True):
             histogram += part
             bar.update(len(chunk))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import multiprocessing
 import threading
 import time
 from collections import Counter, deque
@@ -45,6 +44,7 @@ from facenet_core.detect.table import (
 )
 from facenet_core.fileio import atomic_path, remove_stale_temporaries
 from facenet_core.memory import keep_freed_memory
+from facenet_core.workers import process_pool
 
 __all__ = [
     "STAGE_VERSION",
@@ -238,7 +238,7 @@ def _init_worker() -> None:
 
 
 def _spawn_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
+    return process_pool(workers, _init_worker, start_method="spawn")
 
 
 _shared_pool: tuple[int, ProcessPoolExecutor] | None = None

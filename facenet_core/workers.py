@@ -1,0 +1,41 @@
+"""Worker process pools whose workers never outlive the process that started them.
+
+A ProcessPoolExecutor's workers wait on a queue whose write end they hold themselves, so when
+their parent is killed (SIGKILL, OOM killer) they keep running, finish their task, writing files
+for a run that no longer exists, and then wait forever. Here every worker watches its parent
+and exits within a second of its death; atomic writes leave at most a temporary file behind.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+PARENT_POLL_SECONDS = 0.5
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _start_worker(parent: int, initializer: Callable[[], None] | None) -> None:
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="parent-watch", daemon=True).start()
+    if initializer is not None:
+        initializer()
+
+
+def process_pool(
+    workers: int, initializer: Callable[[], None] | None = None, start_method: str | None = None
+) -> ProcessPoolExecutor:
+    """A pool of `workers` processes (`start_method`: None for the platform's default, or "spawn")
+    that run `initializer` first and exit on their own once their parent is gone."""
+    context = multiprocessing.get_context(start_method)
+    return ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(), initializer)
+    )
