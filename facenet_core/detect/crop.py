@@ -63,16 +63,33 @@ FLUSH_SECONDS = 30.0
 COUNT_KEYS = ("ok", "no_face", "unreadable", "too_small", "resumed", "renamed", "cleaned")
 
 
+_torch_threads_lock = threading.Lock()
+_torch_threads_users = 0
+_torch_threads_default = 1
+
+
 @contextlib.contextmanager
 def _one_torch_thread() -> Iterator[None]:
-    """Run the calling thread's torch ops on one core: parallelism comes from shards (threads or
-    processes), and intra-op threads on MTCNN's small layers cost more than they bring on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """Run torch ops on one core while shards run: parallelism comes from shards (threads or
+    processes), and intra-op threads on MTCNN's small layers cost more than they bring on a busy CPU.
+
+    The thread count acts process-wide, so overlapping shards (threads) share one setting: the
+    first one in saves the count and the last one out restores it. Restoring per shard would leave
+    the process on one thread whenever shards overlap, and training after the crop stage with it.
+    """
+    global _torch_threads_users, _torch_threads_default
+    with _torch_threads_lock:
+        if _torch_threads_users == 0:
+            _torch_threads_default = torch.get_num_threads()
+        _torch_threads_users += 1
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _torch_threads_lock:
+            _torch_threads_users -= 1
+            if _torch_threads_users == 0:
+                torch.set_num_threads(_torch_threads_default)
 
 
 @functools.lru_cache(maxsize=4)

@@ -2,12 +2,14 @@
 
 import argparse
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 from PIL import Image
 
 from facenet_core.commands import crop as crop_command
@@ -158,6 +160,41 @@ def test_run_shard_from_threads_crops_in_worker_processes(tree, tmp_path):
     shutdown_shard_processes()
     with pytest.raises(RuntimeError, match="shutdown"):
         pool.submit(os.getpid)
+
+
+def test_overlapping_shards_in_threads_restore_the_torch_thread_count():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def shard_a():
+        with crop_module._one_torch_thread():
+            a_inside.set()
+            b_inside.wait(10)
+            seen.append(torch.get_num_threads())
+        a_left.set()
+
+    def shard_b():  # enters after A, leaves after A: the order that used to leave one thread behind
+        a_inside.wait(10)
+        with crop_module._one_torch_thread():
+            b_inside.set()
+            a_left.wait(10)
+            seen.append(torch.get_num_threads())
+
+    try:
+        threads = [threading.Thread(target=shard_a), threading.Thread(target=shard_b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        later = []
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))  # e.g. a training thread
+        thread.start()
+        thread.join(20)
+        assert seen == [1, 1] and later == [2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_shards_ids_and_fingerprints(tree):
