@@ -1,6 +1,6 @@
 """The whole crop stage (decode, detect, crop, resize, PNG encode, tables) on LFW folders, per PNG level.
 
-`facenet_core.detect.crop.crop_tree` with one worker process per core on a subset of LFW identity
+`facenet_core.detect.parallel.crop_tree` with one worker process per core on a subset of LFW identity
 folders (linked into a temporary tree), into a fresh output folder per run. Rounds alternate the
 PNG compression levels; figures are medians over rounds, the ratio is against level 6 (the
 reference's PNG encoder setting) measured in the same run.
@@ -22,7 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facenet_core.detect.crop import CropOptions, crop_tree  # noqa: E402
+from facenet_core.detect.options import CropOptions  # noqa: E402
+from facenet_core.detect.parallel import crop_tree  # noqa: E402
 from facenet_core.env import disable_telemetry  # noqa: E402
 from facenet_core.fileio import atomic_write_json  # noqa: E402
 

@@ -10,6 +10,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from facenet_core.config import Config
 from facenet_core.detect import crop as crop_core
+from facenet_core.detect import parallel
 from tasks import crop as crop_tasks
 from tasks.caching import results_dir
 
@@ -45,7 +46,7 @@ def crop_dataset(
         futures = [shard_task.submit(workspace, input_root, output_root, identities, options) for identities in shards]
         tables = [future.result()["table"] for future in futures]
     finally:
-        crop_core.shutdown_shard_processes()  # training, next in this process, gets the memory back
+        parallel.shutdown_shard_processes()  # training, next in this process, gets the memory back
     merged = crop_tasks.merge_detections.with_options(result_storage=storage)(workspace, output_root, tables)
     return {"root": output_root, **merged}
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from facenet_core.detect import crop as crop_core
+from facenet_core.detect import parallel
 from facenet_core.fileio import sha256_file
 from tasks.caching import stage_task
 
@@ -24,7 +25,7 @@ def crop_shard(
     workspace: str, input_root: str, output_root: str, identities: list[str], options: dict[str, Any]
 ) -> dict[str, Any]:
     """MTCNN-crop the images of a few identity folders; returns the shard's detections table."""
-    result = crop_core.run_shard(input_root, output_root, identities, crop_core.CropOptions(**options))
+    result = parallel.run_shard(input_root, output_root, identities, crop_core.CropOptions(**options))
     return {**result, "table": str(result["table"])}
 
 

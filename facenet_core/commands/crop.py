@@ -51,8 +51,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facenet_core.detect.crop import crop_tree
     from facenet_core.detect.options import CropOptions
+    from facenet_core.detect.parallel import crop_tree
 
     options = CropOptions(
         image_size=args.image_size,

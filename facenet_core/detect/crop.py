@@ -1,10 +1,9 @@
 """The crop stage: detect one face per image, cut it out, resize it, save a PNG, record a row.
 
 `crop_shard` is a pure function of its arguments (paths, identity names, options), safe to call
-from Prefect tasks in threads or processes and from Dask workers; `crop_tree` runs every shard of
-a folder in worker processes and merges their tables; `run_shard` runs one shard in a long-lived
-worker process for callers that schedule shards themselves. Reruns skip images already recorded with
-their PNG in place; PNGs are written under temporary names, so a killed run leaves none half-written.
+from Prefect tasks in threads or processes and from Dask workers (`facenet_core.detect.parallel`
+runs many of them in worker processes). Reruns skip images already recorded with their PNG in
+place; PNGs are written under temporary names, so a killed run leaves none half-written.
 """
 
 from __future__ import annotations
@@ -15,13 +14,10 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from itertools import repeat
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -34,7 +30,6 @@ from facenet_core.detect.shards import list_shards, plan, shard_fingerprint, sha
 from facenet_core.detect.table import (
     BOX,
     CROP,
-    DETECTIONS,
     LANDMARKS,
     empty_row,
     merge_detections,
@@ -44,18 +39,14 @@ from facenet_core.detect.table import (
 )
 from facenet_core.fileio import atomic_path, remove_stale_temporaries
 from facenet_core.memory import keep_freed_memory
-from facenet_core.workers import process_pool
 
 __all__ = [
     "STAGE_VERSION",
     "CropOptions",
     "crop_shard",
-    "crop_tree",
     "list_shards",
     "merge_detections",
-    "run_shard",
     "shard_fingerprint",
-    "shutdown_shard_processes",
     "shard_id",
 ]
 
@@ -246,85 +237,3 @@ def _crop_batch(
     for future in saves:
         future.result()
     return rows
-
-
-def _init_worker() -> None:
-    """One process per core: keep torch and OpenCV to one thread each."""
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-
-
-def _spawn_pool(workers: int) -> ProcessPoolExecutor:
-    return process_pool(workers, _init_worker, start_method="spawn")
-
-
-_shared_pool: tuple[int, ProcessPoolExecutor] | None = None
-_shared_pool_lock = threading.Lock()
-
-
-def _shard_processes(workers: int) -> ProcessPoolExecutor:
-    """The process's long-lived pool of `workers` crop processes (replaced when the count changes)."""
-    global _shared_pool
-    with _shared_pool_lock:
-        if _shared_pool is None or _shared_pool[0] != workers:
-            if _shared_pool is not None:
-                _shared_pool[1].shutdown(wait=False)
-            _shared_pool = (workers, _spawn_pool(workers))
-        return _shared_pool[1]
-
-
-def _drop_shard_processes(pool: ProcessPoolExecutor) -> None:
-    global _shared_pool
-    with _shared_pool_lock:
-        if _shared_pool is not None and _shared_pool[1] is pool:
-            _shared_pool = None
-    pool.shutdown(wait=False)
-
-
-def shutdown_shard_processes() -> None:
-    """Stop the worker processes `run_shard` started, if any (the next call starts new ones)."""
-    global _shared_pool
-    with _shared_pool_lock:
-        shared, _shared_pool = _shared_pool, None
-    if shared is not None:
-        shared[1].shutdown()
-
-
-def run_shard(
-    input_root: str | Path, output_root: str | Path, identities: list[str], options: CropOptions
-) -> dict[str, Any]:
-    """`crop_shard` in one of `options.workers` long-lived worker processes, or in the calling thread
-    when `workers` is 1. Threads calling it (the crop flow's task runner) then detect in parallel
-    free of the GIL, and the processes load the networks once for all their shards."""
-    workers = options.resolved_workers()
-    if workers == 1:
-        return crop_shard(input_root, output_root, identities, options)
-    pool = _shard_processes(workers)
-    try:
-        return pool.submit(crop_shard, input_root, output_root, identities, options).result()
-    except BrokenProcessPool:
-        _drop_shard_processes(pool)  # a killed worker: the next call (a retry) starts fresh processes
-        raise
-
-
-def crop_tree(
-    input_root: str | Path, output_root: str | Path, options: CropOptions, shard_size: int = 256
-) -> dict[str, Any]:
-    """Crop a whole tree of identity folders (shards in worker processes); write detections.parquet."""
-    shards = list_shards(input_root, shard_size)
-    workers = min(options.resolved_workers(), len(shards))
-    totals: Counter = Counter()
-    if workers <= 1:
-        for identities in shards:
-            counts = crop_shard(input_root, output_root, identities, options)
-            totals.update({key: counts[key] for key in COUNT_KEYS})
-    else:
-        with _spawn_pool(workers) as pool:
-            for counts in pool.map(crop_shard, repeat(input_root), repeat(output_root), shards, repeat(options)):
-                totals.update({key: counts[key] for key in COUNT_KEYS})
-    ids = [shard_id(identities) for identities in shards]
-    if ids:
-        detections = merge_detections(output_root, ids)
-    else:
-        detections = write_table(Path(output_root) / DETECTIONS, [], options.output_options())
-    return {key: totals[key] for key in COUNT_KEYS} | {"shards": len(shards), "detections": str(detections)}

@@ -14,14 +14,13 @@ from PIL import Image
 
 from facenet_core.commands import crop as crop_command
 from facenet_core.detect import crop as crop_module
+from facenet_core.detect import parallel
 from facenet_core.detect.crop import (
     CropOptions,
     crop_shard,
-    crop_tree,
     merge_detections,
-    run_shard,
-    shutdown_shard_processes,
 )
+from facenet_core.detect.parallel import crop_tree, run_shard, shutdown_shard_processes
 from facenet_core.detect.shards import list_shards, shard_fingerprint, shard_id
 from facenet_core.detect.table import SCHEMA
 
@@ -152,11 +151,11 @@ def test_run_shard_from_threads_crops_in_worker_processes(tree, tmp_path):
     crop_tree(tree, tmp_path / "one", OPTIONS, shard_size=1)
     assert _rows(tmp_path / "one") == _rows(tmp_path / "two")
 
-    crop_module._shard_processes(2).submit(os._exit, 1).exception()  # a worker dies
+    parallel._shard_processes(2).submit(os._exit, 1).exception()  # a worker dies
     with pytest.raises(BrokenProcessPool):
         run_shard(tree, tmp_path / "two", ["alice"], two)
     assert run_shard(tree, tmp_path / "two", ["alice"], two)["resumed"] == 2  # the retry gets fresh processes
-    pool = crop_module._shard_processes(2)
+    pool = parallel._shard_processes(2)
     shutdown_shard_processes()
     with pytest.raises(RuntimeError, match="shutdown"):
         pool.submit(os.getpid)

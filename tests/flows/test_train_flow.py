@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from facenet_core.detect import crop as crop_core
+from facenet_core.detect import parallel
 from facenet_core.evaluate import report as report_core
 from facenet_core.evaluate.report import read_metrics_table
 from facenet_core.train.checkpoints import load_checkpoint
@@ -28,7 +28,7 @@ def count_calls(monkeypatch):
 
         return wrapper
 
-    monkeypatch.setattr(crop_tasks.crop_core, "crop_shard", counting("crop_shard", crop_core.crop_shard))
+    monkeypatch.setattr(crop_tasks.parallel, "run_shard", counting("crop_shard", parallel.run_shard))
     monkeypatch.setattr(report_core, "evaluate_model", counting("evaluate", report_core.evaluate_model))
     return calls
 
