@@ -11,7 +11,7 @@ from facenet_core.config import Config, EvalSet
 from facenet_core.tracking import metrics as tracking_metrics
 from facenet_core.tracking import provenance, registry, runs
 from facenet_core.tracking.uri import resolve_tracking
-from facenet_core.train.checkpoints import weights_of_epoch
+from facenet_core.train.checkpoints import promote_best, weights_of_epoch
 
 
 @task(name="open-tracking-run", cache_policy=NO_CACHE)
@@ -63,14 +63,19 @@ def register_model(
     eval_sets: list[dict[str, Any]],
     manifest_fingerprint: str,
 ) -> dict[str, Any]:
-    """Register the best epoch's model as `facenet`; `champion` moves only when it wins on the same set."""
+    """Register the best epoch's model as `facenet`; `champion` moves only when it wins on the same set.
+
+    best.pt is made that epoch too: evaluations that came back Cached (evaluation settings switched
+    back, say) never ran the promotion that keeps it current.
+    """
+    cfg = Config.model_validate(config)
+    best = best_evaluation(cfg, evaluations)
+    promote_best(best["checkpoint"], best["epoch"], best["metrics"]["best_distance_threshold"])
     if run_id is None:
         raise RuntimeError(
             "MLflow was unreachable when this run started: training and evaluation are done and cached; "
             "run the flow again once MLflow is back to log the buffered metrics and register the model"
         )
-    cfg = Config.model_validate(config)
-    best = best_evaluation(cfg, evaluations)
     eval_set = EvalSet.model_validate(next(s for s in eval_sets if s["name"] == best["eval_set"]))
     registered = registry.register_best(
         cfg,

@@ -23,7 +23,8 @@ from facenet_core.fileio import atomic_path
 log = logging.getLogger(__name__)
 
 # Bump when evaluation output would change for the same checkpoint and eval set.
-STAGE_VERSION = 1
+# 2: metrics rows tagged with their evaluation settings.
+STAGE_VERSION = 2
 METRICS_TABLE = "metrics.parquet"
 PROTOCOLS = get_args(Protocol)
 

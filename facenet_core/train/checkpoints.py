@@ -116,15 +116,19 @@ def weights_only_state(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def prune_epochs(checkpoint_dir: str | os.PathLike, retention: int | None) -> list[Path]:
-    """Delete epoch_<e>.pt files beyond the newest `retention` (None keeps all); returns the removed."""
+    """Delete epoch_<e>.pt files beyond the newest `retention` (None keeps all), except the one of the
+    epoch best.pt holds (so the best epoch stays evaluable and registrable); returns the removed."""
     if retention is None:
         return []
+    checkpoint_dir = Path(checkpoint_dir)
+    best = checkpoint_dir / "best.pt"
+    best_epoch = int(load_checkpoint(best)["epoch"]) if best.is_file() else None
     epochs = sorted(
         (int(match.group(1)), path)
-        for path in Path(checkpoint_dir).glob("epoch_*.pt")
+        for path in checkpoint_dir.glob("epoch_*.pt")
         if (match := EPOCH_FILE.match(path.name))
     )
-    doomed = [path for _, path in epochs[: max(len(epochs) - retention, 0)]]
+    doomed = [path for epoch, path in epochs[: max(len(epochs) - retention, 0)] if epoch != best_epoch]
     for path in doomed:
         path.unlink()
     return doomed
@@ -146,6 +150,15 @@ def weights_of_epoch(checkpoint: str | os.PathLike, epoch: int) -> Path:
     if best.is_file() and int(load_checkpoint(best)["epoch"]) == epoch:
         return best
     raise FileNotFoundError(f"weights of epoch {epoch} are gone: {path} was deleted and best.pt holds another epoch")
+
+
+def promote_best(checkpoint: str | os.PathLike, epoch: int, best_distance_threshold: float) -> None:
+    """Make the run's best.pt hold epoch `epoch` (with its evaluated threshold), copied from
+    `checkpoint`, that epoch's file; nothing to do when best.pt holds it already or the file is gone."""
+    path = Path(checkpoint)
+    best = path.parent / "best.pt"
+    if path.is_file() and not (best.is_file() and int(load_checkpoint(best)["epoch"]) == epoch):
+        record_evaluation(path.parent, epoch, best_distance_threshold, is_best=True)
 
 
 def record_evaluation(

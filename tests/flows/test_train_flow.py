@@ -130,20 +130,29 @@ def test_crop_speed_options_hit_the_cache_and_other_crops_land_beside(tiny_prese
 
 
 def test_epochs_pruned_by_retention_are_skipped_when_evaluation_changes(tiny_preset, count_calls):
-    first = run_in_process(tiny_preset, {"checkpoint_retention": 1})
+    retention = {"checkpoint_retention": 1, "epochs": 3}
+    first = run_in_process(tiny_preset, retention)
     checkpoints = Path(first["run_dir"]) / "checkpoints"
-    assert not (checkpoints / "epoch_0.pt").exists() and (checkpoints / "epoch_1.pt").is_file()
-    assert [e["epoch"] for e in first["evaluations"]] == [0, 1] and first["skipped_evaluations"] == []
+    kept = sorted(int(p.stem.split("_")[1]) for p in checkpoints.glob("epoch_*.pt"))
+    [pruned] = sorted({0, 1, 2} - set(kept))
+    best = load_checkpoint(checkpoints / "best.pt")["epoch"]
+    assert 2 in kept and best in kept and first["registered"]["epoch"] == best  # newest and best kept
+    assert [e["epoch"] for e in first["evaluations"]] == [0, 1, 2] and first["skipped_evaluations"] == []
     evaluated = count_calls["evaluate"]
 
-    flipped = run_in_process(tiny_preset, {"checkpoint_retention": 1, "flip_tta": True})
+    flipped = run_in_process(tiny_preset, {**retention, "flip_tta": True})
     assert flipped["run_key"] == first["run_key"]
-    assert count_calls["evaluate"] == evaluated + 1  # epoch 1 only: epoch 0's weights are gone
-    assert [e["epoch"] for e in flipped["evaluations"]] == [1]
+    assert count_calls["evaluate"] == evaluated + 2  # the pruned epoch's weights are gone
+    assert [e["epoch"] for e in flipped["evaluations"]] == kept
     [skipped] = flipped["skipped_evaluations"]
-    assert skipped["epoch"] == 0 and skipped["eval_set"] == "tiny-eval"
-    assert "checkpoint_retention" in skipped["skipped"] and "epoch_0.pt" in skipped["skipped"]
-    assert flipped["registered"]["epoch"] == 1
-    assert load_checkpoint(checkpoints / "best.pt")["epoch"] == 1  # epoch 0's row has other settings
+    assert skipped["epoch"] == pruned and skipped["eval_set"] == "tiny-eval"
+    assert "checkpoint_retention" in skipped["skipped"] and f"epoch_{pruned}.pt" in skipped["skipped"]
+    assert load_checkpoint(checkpoints / "best.pt")["epoch"] == flipped["registered"]["epoch"]
     table = read_metrics_table(Path(first["run_dir"]) / "reports")
-    assert table["settings"].nunique() == 2 and table["epoch"].tolist() == [0, 1]
+    assert table["settings"].nunique() == 2 and table["epoch"].tolist() == [0, 1, 2]
+
+    again = run_in_process(tiny_preset, retention)  # back to the first settings
+    assert count_calls["evaluate"] == evaluated + 4  # the kept epochs' reports were overwritten: evaluated again
+    assert [e["epoch"] for e in again["evaluations"]] == [0, 1, 2]  # the pruned one's first result is Cached
+    assert again["registered"]["epoch"] == first["registered"]["epoch"]
+    assert load_checkpoint(checkpoints / "best.pt")["epoch"] == first["registered"]["epoch"]

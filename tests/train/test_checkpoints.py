@@ -115,7 +115,7 @@ def _tiny_state(epoch):
     }
 
 
-def test_prune_keeps_the_newest_epochs(tmp_path):
+def test_prune_keeps_the_newest_epochs_and_the_best(tmp_path):
     for epoch in range(5):
         epoch_path(tmp_path, epoch).write_bytes(b"x")
     (tmp_path / "last.pt").write_bytes(b"x")
@@ -123,6 +123,9 @@ def test_prune_keeps_the_newest_epochs(tmp_path):
     assert sorted(p.name for p in removed) == ["epoch_0.pt", "epoch_1.pt", "epoch_2.pt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_3.pt", "epoch_4.pt", "last.pt"]
     assert prune_epochs(tmp_path, None) == []
+    save_checkpoint(tmp_path / "best.pt", _tiny_state(3))
+    epoch_path(tmp_path, 5).write_bytes(b"x")
+    assert [p.name for p in prune_epochs(tmp_path, 1)] == ["epoch_4.pt"]  # epoch 3 is best.pt's
 
 
 def test_pruned_epochs_are_recognised_and_their_weights_found_in_best(tmp_path):
@@ -130,10 +133,11 @@ def test_pruned_epochs_are_recognised_and_their_weights_found_in_best(tmp_path):
         save_checkpoint(epoch_path(tmp_path, epoch), _tiny_state(epoch))
     save_checkpoint(tmp_path / "last.pt", _tiny_state(2))
     save_checkpoint(tmp_path / "best.pt", _tiny_state(0))
-    prune_epochs(tmp_path, 1)
-    assert pruned_by_retention(epoch_path(tmp_path, 0)) and not pruned_by_retention(epoch_path(tmp_path, 2))
+    assert prune_epochs(tmp_path, 1) == [epoch_path(tmp_path, 1)]
+    assert pruned_by_retention(epoch_path(tmp_path, 1)) and not pruned_by_retention(epoch_path(tmp_path, 2))
     assert not pruned_by_retention(tmp_path / "other" / "epoch_0.pt")  # no run there
-    assert weights_of_epoch(epoch_path(tmp_path, 2), 2) == epoch_path(tmp_path, 2)
+    assert weights_of_epoch(epoch_path(tmp_path, 0), 0) == epoch_path(tmp_path, 0)
+    epoch_path(tmp_path, 0).unlink()  # as runs pruned before the best epoch was kept
     assert weights_of_epoch(epoch_path(tmp_path, 0), 0) == tmp_path / "best.pt"
     with pytest.raises(FileNotFoundError, match="epoch_1.pt was deleted"):
         weights_of_epoch(epoch_path(tmp_path, 1), 1)
