@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from facenet_core.config import Config
@@ -42,10 +43,11 @@ def crop_dataset(
     options = {**options, "workers": min(crop_core.CropOptions(**options).resolved_workers(), len(shards))}
     storage = results_dir(workspace)
     shard_task = crop_tasks.crop_shard.with_options(result_storage=storage)
+    futures = [shard_task.submit(workspace, input_root, output_root, identities, options) for identities in shards]
     try:
-        futures = [shard_task.submit(workspace, input_root, output_root, identities, options) for identities in shards]
         tables = [future.result()["table"] for future in futures]
     finally:
+        wait(futures)  # a failed shard raises only once no other shard task can still start
         parallel.shutdown_shard_processes()  # training, next in this process, gets the memory back
     merged = crop_tasks.merge_detections.with_options(result_storage=storage)(workspace, output_root, tables)
     return {"root": output_root, **merged}

@@ -17,6 +17,7 @@ from tasks.caching import stage_task
     key_parts=lambda p: {
         "inputs": crop_core.shard_fingerprint(p["input_root"], p["identities"]),
         "options": crop_core.CropOptions(**p["options"]).output_options(),
+        "out": p["output_root"],  # the same tree cropped into two folders: two sets of shard tables
     },
     outputs=lambda r: [r["table"]],
     retries=2,

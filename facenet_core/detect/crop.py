@@ -61,26 +61,28 @@ _torch_threads_default = 1
 
 @contextlib.contextmanager
 def _one_torch_thread() -> Iterator[None]:
-    """Run torch ops on one core while shards run: parallelism comes from shards (threads or
+    """Run the calling thread's torch ops on one core: parallelism comes from shards (threads or
     processes), and intra-op threads on MTCNN's small layers cost more than they bring on a busy CPU.
 
-    The thread count acts process-wide, so overlapping shards (threads) share one setting: the
-    first one in saves the count and the last one out restores it. Restoring per shard would leave
-    the process on one thread whenever shards overlap, and training after the crop stage with it.
+    torch keeps a count per thread and a process default, which a thread takes on its first torch
+    call and `set_num_threads` overwrites. So the thread is initialised before it switches to one,
+    the first shard in records the process default, and every shard restores its thread and the
+    default to it: overlapping shards used to leave the process on one thread for training.
     """
     global _torch_threads_users, _torch_threads_default
+    torch.get_num_threads()  # this thread takes the process default now, not in the middle of the shard
     with _torch_threads_lock:
         if _torch_threads_users == 0:
             _torch_threads_default = torch.get_num_threads()
         _torch_threads_users += 1
-        torch.set_num_threads(1)
+        default = _torch_threads_default
+    torch.set_num_threads(1)
     try:
         yield
     finally:
         with _torch_threads_lock:
             _torch_threads_users -= 1
-            if _torch_threads_users == 0:
-                torch.set_num_threads(_torch_threads_default)
+        torch.set_num_threads(default)
 
 
 @functools.lru_cache(maxsize=4)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from facenet_core.devices import resolve_device
+from facenet_core.workers import cpu_cores
 
 STAGE_VERSION = 1
 OUTPUT_FIELDS = ("image_size", "margin", "min_face_size", "thresholds", "factor", "exif_transpose")
@@ -79,4 +79,4 @@ class CropOptions:
 
     def resolved_workers(self) -> int:
         """Worker processes to start: `workers`, or one per CPU core when 0."""
-        return self.workers or len(os.sched_getaffinity(0))
+        return self.workers or cpu_cores()

@@ -76,8 +76,10 @@ def run_shard(
     try:
         return pool.submit(crop_shard, input_root, output_root, identities, options).result()
     except BrokenProcessPool:
-        _drop_shard_processes(pool)  # a killed worker: the next call (a retry) starts fresh processes
-        raise
+        # A worker died (killed, out of memory) and took every shard in flight with it: each of them
+        # goes once more to fresh processes, resuming what its dead worker had finished.
+        _drop_shard_processes(pool)
+    return _shard_processes(workers).submit(crop_shard, input_root, output_root, identities, options).result()
 
 
 def crop_tree(

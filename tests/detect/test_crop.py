@@ -151,10 +151,12 @@ def test_run_shard_from_threads_crops_in_worker_processes(tree, tmp_path):
     crop_tree(tree, tmp_path / "one", OPTIONS, shard_size=1)
     assert _rows(tmp_path / "one") == _rows(tmp_path / "two")
 
-    parallel._shard_processes(2).submit(os._exit, 1).exception()  # a worker dies
+    broken = parallel._shard_processes(2)
+    broken.submit(os._exit, 1).exception()  # a worker dies, the pool with it
     with pytest.raises(BrokenProcessPool):
-        run_shard(tree, tmp_path / "two", ["alice"], two)
-    assert run_shard(tree, tmp_path / "two", ["alice"], two)["resumed"] == 2  # the retry gets fresh processes
+        broken.submit(os.getpid)
+    assert run_shard(tree, tmp_path / "two", ["alice"], two)["resumed"] == 2  # sent again to fresh processes
+    assert parallel._shard_processes(2) is not broken
     pool = parallel._shard_processes(2)
     shutdown_shard_processes()
     with pytest.raises(RuntimeError, match="shutdown"):
@@ -165,33 +167,36 @@ def test_overlapping_shards_in_threads_restore_the_torch_thread_count():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
-    seen = []
 
     def shard_a():
         with crop_module._one_torch_thread():
             a_inside.set()
             b_inside.wait(10)
-            seen.append(torch.get_num_threads())
+            inside = torch.get_num_threads()
         a_left.set()
+        return inside
 
     def shard_b():  # enters after A, leaves after A: the order that used to leave one thread behind
         a_inside.wait(10)
         with crop_module._one_torch_thread():
             b_inside.set()
             a_left.wait(10)
-            seen.append(torch.get_num_threads())
+            return torch.get_num_threads()
+
+    def alone():  # a later shard in A's thread, the first one in again
+        with crop_module._one_torch_thread():
+            inside = torch.get_num_threads()
+        return inside, torch.get_num_threads()
 
     try:
-        threads = [threading.Thread(target=shard_a), threading.Thread(target=shard_b)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(20)
-        later = []
-        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))  # e.g. a training thread
-        thread.start()
-        thread.join(20)
-        assert seen == [1, 1] and later == [2] and torch.get_num_threads() == 2
+        with ThreadPoolExecutor(1) as thread_a, ThreadPoolExecutor(1) as thread_b:
+            first, second = thread_a.submit(shard_a), thread_b.submit(shard_b)
+            assert (first.result(20), second.result(20)) == (1, 1)
+            assert thread_a.submit(alone).result(20) == (1, 2)
+            assert thread_b.submit(torch.get_num_threads).result(20) == 2
+        with ThreadPoolExecutor(1) as fresh:  # e.g. the training thread
+            assert fresh.submit(torch.get_num_threads).result(20) == 2
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
