@@ -18,6 +18,13 @@ from concurrent.futures import ProcessPoolExecutor
 PARENT_POLL_SECONDS = 0.5
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on (all of the machine's where affinity is unknown)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _exit_when_orphaned(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(PARENT_POLL_SECONDS)
@@ -31,10 +38,12 @@ def _start_worker(parent: int, initializer: Callable[[], None] | None) -> None:
 
 
 def process_pool(
-    workers: int, initializer: Callable[[], None] | None = None, start_method: str | None = None
+    workers: int, initializer: Callable[[], None] | None = None, start_method: str = "fork"
 ) -> ProcessPoolExecutor:
-    """A pool of `workers` processes (`start_method`: None for the platform's default, or "spawn")
-    that run `initializer` first and exit on their own once their parent is gone."""
+    """A pool of `workers` processes started by "fork" or "spawn" (the caller is their parent: a
+    forkserver would be) that run `initializer` first and exit on their own once the caller is gone."""
+    if start_method not in ("fork", "spawn"):
+        raise ValueError(f"start_method must be 'fork' or 'spawn', got {start_method!r}")
     context = multiprocessing.get_context(start_method)
     return ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(), initializer)

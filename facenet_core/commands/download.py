@@ -65,6 +65,8 @@ def _is_location(source: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.list:
+        return _list()
     from facenet_core.data.catalogue import with_mirror
     from facenet_core.data.download import fetch
     from facenet_core.data.insightface_bin import convert_bin
@@ -72,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from facenet_core.data.recordio_unpack import unpack_recordio
 
     progress = not args.quiet
-    if args.list:
-        return _list()
     if args.unpack_recordio:
         summary = unpack_recordio(args.unpack_recordio, _needs_dest(args, "--unpack_recordio"), progress=progress)
         print(json.dumps(summary, indent=2))

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from facenet_core.data.scan import IdentityScan, list_identities, scan_chunk
 from facenet_core.fileio import atomic_path, atomic_write_json
-from facenet_core.workers import process_pool
+from facenet_core.workers import cpu_cores, process_pool
 
 MANIFEST_VERSION = "1"
 # Bump when the manifest built from the same files would differ (cache keys include it).
@@ -179,7 +179,7 @@ def build_manifest(
     rejects = [(f"{name.encode('utf-8', 'replace').decode()}/", "folder name is not valid UTF-8") for name in bad_names]
     identities = [name for name in identities if _is_utf8(name)]
     scans, empty, ignored = [], [], 0
-    for scan in _scan_all(root, identities, validate, dedupe, workers or os.cpu_count() or 1, progress):
+    for scan in _scan_all(root, identities, validate, dedupe, workers or cpu_cores(), progress):
         rejects.extend(scan.rejects)
         ignored += scan.ignored
         scans.append(scan)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from facenet_core.data.images import open_rgb
 from facenet_core.data.manifest import read_manifest
-from facenet_core.workers import process_pool
+from facenet_core.workers import cpu_cores, process_pool
 
 IMAGES_PER_TASK = 256
 _CHANNEL_SHIFT = np.array([0, 256, 512], dtype=np.int64)
@@ -59,7 +59,7 @@ def dataset_stats(
             rows = np.sort(np.random.default_rng(seed).choice(rows.size, size=sample, replace=False))
     paths = [str(manifest.abspath(int(i))) for i in rows]
     chunks = [paths[i : i + IMAGES_PER_TASK] for i in range(0, len(paths), IMAGES_PER_TASK)]
-    workers = workers or os.cpu_count() or 1
+    workers = workers or cpu_cores()
     histogram = np.zeros((3, 256), dtype=np.int64)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(tqdm(total=len(paths), unit="image", desc="stats", disable=not progress))

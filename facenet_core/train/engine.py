@@ -27,8 +27,9 @@ from facenet_core.train.state import TrainingState, build_state, checkpoint_stat
 from facenet_core.train.step import MetricSums, StepOptions, make_scaler, resolve_amp, train_step
 
 # Bumped whenever an epoch trained from the same inputs would write other files or weights (part
-# of the orchestration's cache key). 2: augmentations seeded per triplet row.
-STAGE_VERSION = 2
+# of the orchestration's cache key). 2: augmentations seeded per triplet row; 3: SyncBatchNorm
+# across GPUs (DDP on CUDA).
+STAGE_VERSION = 3
 
 MetricsCallback = Callable[[dict[str, float], int], None]
 

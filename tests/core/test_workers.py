@@ -40,6 +40,11 @@ def _marker(_):
     return os.environ.get("FACENET_TEST_MARKER")
 
 
+def test_only_start_methods_that_make_the_caller_the_parent():
+    with pytest.raises(ValueError, match="start_method"):
+        process_pool(1, start_method="forkserver")
+
+
 def test_initializer_runs_in_every_worker():
     with process_pool(2, _set_marker, start_method="fork") as pool:  # fork: this module needs no import
         assert set(pool.map(_marker, range(4))) == {"initialised"}
