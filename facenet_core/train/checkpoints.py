@@ -94,6 +94,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return checkpoint
 
 
+def stored_epoch(path: str | os.PathLike) -> int | None:
+    """The epoch a checkpoint of ours holds, None when there is no file; its tensors stay unread."""
+    if not Path(path).is_file():
+        return None
+    with torch.serialization.safe_globals(_numpy_globals()):
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+
+
 def load_model_from_checkpoint(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -121,8 +129,7 @@ def prune_epochs(checkpoint_dir: str | os.PathLike, retention: int | None) -> li
     if retention is None:
         return []
     checkpoint_dir = Path(checkpoint_dir)
-    best = checkpoint_dir / "best.pt"
-    best_epoch = int(load_checkpoint(best)["epoch"]) if best.is_file() else None
+    best_epoch = stored_epoch(checkpoint_dir / "best.pt")
     epochs = sorted(
         (int(match.group(1)), path)
         for path in checkpoint_dir.glob("epoch_*.pt")
@@ -147,7 +154,7 @@ def weights_of_epoch(checkpoint: str | os.PathLike, epoch: int) -> Path:
     if path.is_file():
         return path
     best = path.parent / "best.pt"
-    if best.is_file() and int(load_checkpoint(best)["epoch"]) == epoch:
+    if stored_epoch(best) == epoch:
         return best
     raise FileNotFoundError(f"weights of epoch {epoch} are gone: {path} was deleted and best.pt holds another epoch")
 
@@ -156,8 +163,7 @@ def promote_best(checkpoint: str | os.PathLike, epoch: int, best_distance_thresh
     """Make the run's best.pt hold epoch `epoch` (with its evaluated threshold), copied from
     `checkpoint`, that epoch's file; nothing to do when best.pt holds it already or the file is gone."""
     path = Path(checkpoint)
-    best = path.parent / "best.pt"
-    if path.is_file() and not (best.is_file() and int(load_checkpoint(best)["epoch"]) == epoch):
+    if path.is_file() and stored_epoch(path.parent / "best.pt") != epoch:
         record_evaluation(path.parent, epoch, best_distance_threshold, is_best=True)
 
 
@@ -170,11 +176,10 @@ def record_evaluation(
     """
     checkpoint_dir = Path(checkpoint_dir)
     last = checkpoint_dir / "last.pt"
-    state = load_checkpoint(last) if last.is_file() else None
-    if state is None or state["epoch"] != epoch:
-        state = load_checkpoint(epoch_path(checkpoint_dir, epoch))
+    last_is_epoch = stored_epoch(last) == epoch
+    state = load_checkpoint(last if last_is_epoch else epoch_path(checkpoint_dir, epoch))
     state["best_distance_threshold"] = float(best_distance_threshold)
-    if last.is_file() and load_checkpoint(last)["epoch"] == epoch:
+    if last_is_epoch:
         save_checkpoint(last, state)
     if is_best:
         save_checkpoint(checkpoint_dir / "best.pt", state)
