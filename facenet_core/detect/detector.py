@@ -18,6 +18,7 @@ from facenet_core.detect import boxes as bx
 from facenet_core.detect.nets import ONet, PNet, RNet
 from facenet_core.detect.nms import nms
 from facenet_core.detect.resize import candidate_crops, level_size, pyramid_scales, resample
+from facenet_core.devices import ieee_float32
 
 NORM_MEAN = 127.5
 NORM_SCALE = 0.0078125
@@ -95,9 +96,10 @@ class MTCNN:
     @torch.inference_mode()
     def detect(self, images: list[np.ndarray]) -> list[Faces]:
         """Faces of each (H, W, 3) uint8 RGB image, in the reference's order and values."""
-        proposals = self._stage_one(images)
-        refined = self._stage_two(images, proposals)
-        return self._stage_three(images, refined)
+        with ieee_float32(self.device):
+            proposals = self._stage_one(images)
+            refined = self._stage_two(images, proposals)
+            return self._stage_three(images, refined)
 
     def _stage_one(self, images: list[np.ndarray]) -> list[np.ndarray]:
         scales = [pyramid_scales(*img.shape[:2], self.min_face_size, self.factor) for img in images]

@@ -21,15 +21,18 @@ sys.path.insert(0, str(REPO / "benchmarks" / "reference"))
 from reference_images import image_sha256, reference_images  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def compared(lfw_dir):
+@pytest.fixture(scope="module", params=["cpu", "cuda"])
+def compared(request, lfw_dir):
+    """(reference row, image, our faces) per reference image, detected on CPU and, where there is one, a GPU."""
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device here: the GPU detector is compared on a GPU machine")
     torch.set_num_threads(1)
     reference = {row["name"]: row for row in json.loads(FIXTURE.read_text())["images"]}
     named = list(reference_images(lfw_dir / "lfw-deepfunneled"))
     for name, img in named:
         if reference[name]["sha256"] != image_sha256(img):
             pytest.skip(f"{name} decodes differently here than in the reference run")
-    detector = MTCNN()
+    detector = MTCNN(request.param)
     faces = []
     for start in range(0, len(named), 16):
         faces += detector.detect([img for _, img in named[start : start + 16]])
