@@ -108,3 +108,17 @@ def sha256_json(obj: Any) -> str:
     """Hex sha256 of `obj`'s canonical JSON form (sorted keys): a stable fingerprint of values."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def is_utf8_name(name: str) -> bool:
+    """Whether a file name (as the OS gave it) is valid UTF-8: names that are not cannot go into tables."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(name: str) -> str:
+    """A file name safe to print, log or store, its invalid bytes shown as U+FFFD."""
+    return os.fsencode(name).decode("utf-8", "replace")

@@ -41,9 +41,13 @@ def record_outputs(workspace: str | Path, cache_key: str, files: list[str | Path
 
 
 def outputs_still_valid(
-    workspace: str | Path, cache_key: str, allow_missing: Callable[[Path], bool] | None = None
+    workspace: str | Path,
+    cache_key: str,
+    allow_missing: Callable[[Path], bool] | None = None,
+    still_valid: Callable[[list[Path]], bool] | None = None,
 ) -> bool:
-    """True when every recorded output exists and still has its recorded sha256."""
+    """True when every recorded output exists and still has its recorded sha256 (and `still_valid`
+    of the recorded files holds, for what their hashes cannot vouch for)."""
     record = output_record_path(workspace, cache_key)
     if not record.is_file():
         return False
@@ -56,7 +60,7 @@ def outputs_still_valid(
             return False
         if sha256_file(path) != digest:
             return False
-    return True
+    return still_valid is None or still_valid([Path(name) for name in files])
 
 
 def stage_key(stage: str, version: int, parts: dict[str, Any]) -> str:
@@ -72,6 +76,7 @@ def stage_task(
     outputs: Callable[[Any], list[str | Path]],
     retries: int = 0,
     allow_missing: Callable[[Path], bool] | None = None,
+    still_valid: Callable[[list[Path]], bool] | None = None,
     **task_options: Any,
 ) -> Callable:
     """Make a Prefect task whose cache follows DESIGN.md's contract.
@@ -83,6 +88,8 @@ def stage_task(
         outputs: the task's return value -> the files whose sha256 validates a later cache hit.
         retries: retries with exponential backoff (I/O stages).
         allow_missing: files that may legitimately vanish (checkpoints pruned by retention).
+        still_valid: the recorded output files -> whether a cache hit still holds, for files the
+            outputs stand for but do not hash (the crops listed in a shard's table).
     """
 
     def key_of(parameters: dict[str, Any]) -> str:
@@ -91,7 +98,7 @@ def stage_task(
     def cache_key_fn(context: Any, parameters: dict[str, Any]) -> str:
         key = key_of(parameters)
         workspace = parameters["workspace"]
-        if not outputs_still_valid(workspace, key, allow_missing):
+        if not outputs_still_valid(workspace, key, allow_missing, still_valid):
             (results_dir(workspace) / key).unlink(missing_ok=True)
         return key
 

@@ -20,6 +20,7 @@ from tasks.caching import stage_task
         "out": p["output_root"],  # the same tree cropped into two folders: two sets of shard tables
     },
     outputs=lambda r: [r["table"]],
+    still_valid=lambda files: crop_core.crops_present(files[0]),
     retries=2,
 )
 def crop_shard(

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from facenet_core.data.scan import IdentityScan, list_identities, scan_chunk
-from facenet_core.fileio import atomic_path, atomic_write_json
+from facenet_core.fileio import atomic_path, atomic_write_json, is_utf8_name, printable_name
 from facenet_core.workers import cpu_cores, process_pool
 
 MANIFEST_VERSION = "1"
@@ -79,14 +79,6 @@ def _scan_all(root: Path, identities: list[str], validate: bool, dedupe: bool, w
             for chunk in pool.map(task, chunks, chunksize=1):
                 bar.update(len(chunk))
                 yield from chunk
-
-
-def _is_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def content_fingerprint(table: pa.Table) -> str:
@@ -175,9 +167,9 @@ def build_manifest(
         present = set(identities)
         missing = sorted(set(wanted) - present)
         identities = sorted(present.intersection(wanted))
-    bad_names = [name for name in identities if not _is_utf8(name)]
-    rejects = [(f"{name.encode('utf-8', 'replace').decode()}/", "folder name is not valid UTF-8") for name in bad_names]
-    identities = [name for name in identities if _is_utf8(name)]
+    bad_names = [name for name in identities if not is_utf8_name(name)]
+    rejects = [(f"{printable_name(name)}/", "folder name is not valid UTF-8") for name in bad_names]
+    identities = [name for name in identities if is_utf8_name(name)]
     scans, empty, ignored = [], [], 0
     for scan in _scan_all(root, identities, validate, dedupe, workers or cpu_cores(), progress):
         rejects.extend(scan.rejects)

@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from facenet_core.data.images import IMAGE_EXTENSIONS
+from facenet_core.fileio import is_utf8_name, printable_name
 
 DIGEST_SIZE = 16
 
@@ -74,10 +75,8 @@ def scan_identity(root: str, identity: str, validate: bool, dedupe: bool) -> Ide
         if not entry.is_file() or os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
             result.ignored += 1
             continue
-        try:
-            relative.encode("utf-8")
-        except UnicodeEncodeError:
-            result.rejects.append((relative.encode("utf-8", "replace").decode(), "file name is not valid UTF-8"))
+        if not is_utf8_name(relative):
+            result.rejects.append((printable_name(relative), "file name is not valid UTF-8"))
             continue
         try:
             width, height, size, digest = _scan_file(entry, validate, dedupe)

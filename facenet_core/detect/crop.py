@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import time
 from collections import Counter, deque
@@ -50,8 +51,10 @@ __all__ = [
     "shard_id",
 ]
 
+log = logging.getLogger(__name__)
+
 FLUSH_SECONDS = 30.0
-COUNT_KEYS = ("ok", "no_face", "unreadable", "too_small", "resumed", "renamed", "cleaned")
+COUNT_KEYS = ("ok", "no_face", "unreadable", "too_small", "bad_name", "resumed", "renamed", "cleaned", "removed")
 
 
 _torch_threads_lock = threading.Lock()
@@ -146,6 +149,13 @@ def _previous_rows(table: Path, options: CropOptions) -> dict[str, dict[str, Any
     return {row["source"]: row for row in rows}
 
 
+def crops_present(table: str | Path) -> bool:
+    """Whether every PNG a shard table (OUTPUT_ROOT/.shards/<id>.parquet) lists as cropped exists."""
+    output_root = Path(table).parent.parent
+    rows, _ = read_table(Path(table))
+    return all((output_root / row["output"]).is_file() for row in rows if row["status"] == "ok")
+
+
 def _is_done(row: dict[str, Any] | None, output: str, output_root: Path, source_unchanged: bool) -> bool:
     """A recorded row still holds: its source was not modified since and its PNG (if any) exists."""
     if row is None or not source_unchanged:
@@ -164,19 +174,38 @@ def _remove_stale_temporaries(output_root: Path, table: Path, jobs: list[tuple[s
     return sum(remove_stale_temporaries(folder, names) for folder, names in outputs.items())
 
 
+def _remove_outdated_outputs(
+    output_root: Path, previous: dict[str, dict[str, Any]], jobs: list[tuple[str, str]], rows: list[dict[str, Any]]
+) -> int:
+    """Delete PNGs of earlier runs that no row vouches for now: their source is gone, renamed, or no
+    longer shows a face. Otherwise the manifest, which scans the crop folder, would still train on them."""
+    current = {row["output"] for row in rows if row["status"] == "ok"}
+    earlier = {row["output"] for row in previous.values() if row["output"]} | {out for _, out in jobs}
+    removed = 0
+    for output in sorted(earlier - current):
+        target = output_root / output
+        if target.is_file():
+            target.unlink()
+            removed += 1
+    return removed
+
+
 def crop_shard(
     input_root: str | Path, output_root: str | Path, identities: list[str], options: CropOptions
 ) -> dict[str, Any]:
     """Crop every image of `identities`; write PNGs and `output_root/.shards/<shard_id>.parquet`.
 
-    Returns counts per status plus `resumed` (rows kept from an earlier run), `renamed` (outputs
-    named `<stem>.<ext>.png` because another file of the folder had the same stem), `cleaned`
-    (temporaries of a killed earlier run removed) and `table`.
+    Returns counts per status plus `bad_name` (images skipped: name not valid UTF-8), `resumed`
+    (rows kept from an earlier run), `renamed` (outputs named `<stem>.<ext>.png` because another
+    file of the folder had the same stem), `cleaned` (temporaries of a killed earlier run removed),
+    `removed` (PNGs of an earlier run that no longer stand for a face of a present source) and `table`.
     """
     input_root, output_root = Path(input_root), Path(output_root)
     table = shard_table_path(output_root, shard_id(identities))
     previous = _previous_rows(table, options)
-    jobs = plan(input_root, identities)
+    jobs, bad_names = plan(input_root, identities)
+    if bad_names:
+        log.warning("%d images skipped, their names are not valid UTF-8: %s", len(bad_names), ", ".join(bad_names))
     recorded_at = table.stat().st_mtime_ns if table.is_file() else 0
     rows = [
         previous[src]
@@ -186,6 +215,7 @@ def crop_shard(
     done = {row["source"] for row in rows}
     todo = [(src, out) for src, out in jobs if src not in done]
     counts = Counter(
+        bad_name=len(bad_names),
         resumed=len(rows),
         renamed=sum(Path(out).stem != Path(src).stem for src, out in jobs),
         cleaned=_remove_stale_temporaries(output_root, table, jobs),
@@ -213,6 +243,7 @@ def crop_shard(
         if batch:
             rows += _crop_batch(batch, detector, output_root, options, pool)
     write_table(table, rows, options.output_options())
+    counts["removed"] = _remove_outdated_outputs(output_root, previous, jobs, rows)
     counts.update(row["status"] for row in rows)
     summary: dict[str, Any] = {key: counts[key] for key in COUNT_KEYS}
     return summary | {"table": str(table)}

@@ -61,14 +61,20 @@ def _normalise(batch: np.ndarray) -> torch.Tensor:
 
 
 def _chunks_by_pixels(members: list, budget: int) -> list[list]:
-    """Split (size, index) pairs, sorted by size, so no P-Net batch exceeds `budget` padded pixels."""
+    """Split (size, index) pairs, sorted by size, so no P-Net batch exceeds `budget` padded pixels.
+
+    A batch is padded to its tallest height and its widest width, which may come from different images.
+    """
     chunks: list[list] = [[]]
+    height = width = 0
     for member in members:
         (h, w), _ = member
-        padded = (len(chunks[-1]) + 1) * h * w
+        padded = (len(chunks[-1]) + 1) * max(height, h) * max(width, w)
         if chunks[-1] and padded > budget:
             chunks.append([])
+            height = width = 0
         chunks[-1].append(member)
+        height, width = max(height, h), max(width, w)
     return chunks
 
 

@@ -2,8 +2,10 @@
 
 Follows the reference alignment script where it is well defined (grayscale replicated, alpha
 dropped without compositing, EXIF orientation ignored unless asked) and fixes where it is not:
-CMYK is converted to RGB (the reference misread it), 16-bit and float images are scaled to 8 bits,
-two-channel images (gray + alpha) keep their gray channel (the reference crashed on them).
+CMYK is converted to RGB (the reference misread it), 16-bit images are scaled to 8 bits (and
+32-bit integer ones with values above 255, as 16-bit), float images with values in [0, 1] are
+scaled by 255 (other float images are taken as 0-255 and clipped), two-channel images (gray +
+alpha) keep their gray channel (the reference crashed on them).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
         mode = "L"
     if mode in SIXTEEN_BIT_MODES or mode in ("I", "F"):
         values = np.asarray(image, dtype=np.float64)
-        if mode != "F" and (mode in SIXTEEN_BIT_MODES or values.max(initial=0) > 255):
+        if mode == "F" and values.max(initial=0) <= 1.0:
+            values = values * 255.0
+        elif mode != "F" and (mode in SIXTEEN_BIT_MODES or values.max(initial=0) > 255):
             values = values / 257.0
         gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from facenet_core.detect.images import is_image_file
-from facenet_core.fileio import sha256_json
+from facenet_core.fileio import is_utf8_name, printable_name, sha256_json
+
+log = logging.getLogger(__name__)
 
 
 def list_identities(input_root: str | Path) -> list[str]:
@@ -21,6 +24,15 @@ def list_shards(input_root: str | Path, shard_size: int) -> list[list[str]]:
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     names = list_identities(input_root)
+    skipped = [name for name in names if not is_utf8_name(name)]
+    if skipped:
+        log.warning(
+            "%s: %d identity folders skipped, their names are not valid UTF-8: %s",
+            input_root,
+            len(skipped),
+            ", ".join(printable_name(name) for name in skipped),
+        )
+    names = [name for name in names if is_utf8_name(name)]
     return [names[i : i + shard_size] for i in range(0, len(names), shard_size)]
 
 
@@ -53,13 +65,16 @@ def output_names(files: list[Path]) -> list[str]:
     return names
 
 
-def plan(input_root: Path, identities: list[str]) -> list[tuple[str, str]]:
-    """(source, output) relative POSIX paths of every image of the shard."""
-    jobs = []
+def plan(input_root: Path, identities: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(source, output) relative POSIX paths of every image of the shard, and the relative paths of
+    the images skipped because their names are not valid UTF-8 (printable form)."""
+    jobs, skipped = [], []
     for identity in sorted(identities):
         files = image_files(input_root / identity)
+        skipped += [printable_name(f"{identity}/{f.name}") for f in files if not is_utf8_name(f.name)]
+        files = [f for f in files if is_utf8_name(f.name)]
         jobs += [(f"{identity}/{f.name}", f"{identity}/{n}") for f, n in zip(files, output_names(files), strict=True)]
-    return jobs
+    return jobs, skipped
 
 
 def shard_fingerprint(input_root: str | Path, identities: list[str]) -> str:

@@ -108,6 +108,41 @@ def test_rerun_redoes_an_image_modified_since_it_was_cropped(tree, tmp_path):
     assert again["resumed"] == images - 1 and again["ok"] == first["ok"]
 
 
+def test_rerun_removes_crops_that_no_longer_stand_for_a_face(tree, tmp_path):
+    out = tmp_path / "out"
+    crop_shard(tree, out, ["alice", "bob"], OPTIONS)
+    table = next((out / ".shards").glob("*.parquet"))
+    later = table.stat().st_mtime_ns + 10**9
+    Image.fromarray(np.full((96, 96, 3), 128, np.uint8)).save(tree / "bob" / "face.png")  # now without a face
+    os.utime(tree / "bob" / "face.png", ns=(later, later))
+    (tree / "alice" / "a.jpg").unlink()  # gone: a.png takes back its plain name
+    again = crop_shard(tree, out, ["alice", "bob"], OPTIONS)
+    rows = {row["source"]: row for row in pq.read_table(table).to_pylist()}
+    assert rows["bob/face.png"]["status"] == "no_face" and "alice/a.jpg" not in rows
+    assert rows["alice/a.png"]["output"] == "alice/a.png"
+    assert again["removed"] == 2  # bob/face.png and alice/a.png.png
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["alice/a.png"]
+
+
+def test_names_that_are_not_utf8_are_skipped_and_counted(tree, tmp_path, faces, caplog):
+    bad_file = os.path.join(os.fsencode(tree / "alice"), b"caf\xe9.png")
+    Image.fromarray(faces[0]).save(os.fsdecode(bad_file), format="PNG")
+    os.mkdir(os.path.join(os.fsencode(tree), b"z\xff"))
+    Image.fromarray(faces[1]).save(os.fsdecode(os.path.join(os.fsencode(tree), b"z\xff", b"x.png")), format="PNG")
+    out = tmp_path / "out"
+    summary = crop_tree(tree, out, OPTIONS, shard_size=1)
+    assert summary["shards"] == 2 and summary["bad_name"] == 1 and summary["ok"] == 3
+    assert set(_rows(out)) == {
+        "alice/a.jpg",
+        "alice/a.png",
+        "bob/blank.png",
+        "bob/broken.jpg",
+        "bob/face.png",
+        "bob/tiny.png",
+    }
+    assert "caf\ufffd.png" in caplog.text and "z\ufffd" in caplog.text
+
+
 def test_rerun_with_other_options_is_refused(tree, tmp_path):
     out = tmp_path / "out"
     crop_shard(tree, out, ["alice"], OPTIONS)
@@ -257,3 +292,11 @@ def test_png_compress_level_changes_file_size_never_pixels(tree, tmp_path):
         assert (small / rel).stat().st_size < (fast / rel).stat().st_size
     with pytest.raises(ValueError, match="png_compress_level"):
         CropOptions(png_compress_level=10)
+
+
+def test_crops_present_checks_every_png_a_shard_table_lists(tree, tmp_path):
+    out = tmp_path / "out"
+    table = crop_shard(tree, out, ["alice", "bob"], OPTIONS)["table"]
+    assert crop_module.crops_present(table)
+    (out / "bob" / "face.png").unlink()
+    assert not crop_module.crops_present(table)

@@ -58,3 +58,11 @@ def test_garbage_raises(tmp_path):
     path.write_bytes(b"\xff\xd8garbage")
     with pytest.raises(OSError):
         load_rgb(path)
+
+
+def test_float_images_in_unit_range_are_scaled_to_eight_bits():
+    unit = np.array([[0.0, 0.5], [1.0, 0.25]], dtype=np.float32)
+    out = to_rgb_array(Image.fromarray(unit, "F"))
+    assert out[:, :, 0].tolist() == [[0, 128], [255, 64]]
+    wide = np.array([[0.0, 300.0], [12.4, 255.0]], dtype=np.float32)
+    assert to_rgb_array(Image.fromarray(wide, "F"))[:, :, 0].tolist() == [[0, 255], [12, 255]]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from facenet_core.detect import weights
-from facenet_core.detect.detector import MTCNN, Chunking
+from facenet_core.detect.detector import MTCNN, Chunking, _chunks_by_pixels
 from facenet_core.detect.nets import PNet, _same_max_pool, _valid_max_pool
 
 
@@ -95,3 +95,14 @@ def test_chunked_network_calls_find_the_same_faces(faces):
         assert a.boxes.shape == b.boxes.shape == (1, 5)
         np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
         np.testing.assert_allclose(a.points, b.points, atol=1e-4)
+
+
+def test_pnet_chunks_count_the_padded_size_of_mixed_shapes():
+    members = sorted([((12, 2400), 0), ((2400, 12), 1), ((100, 100), 2), ((120, 90), 3)])
+    chunks = _chunks_by_pixels(members, 250_000)
+    for chunk in chunks:
+        height = max(h for (h, _), _ in chunk)
+        width = max(w for (_, w), _ in chunk)
+        assert len(chunk) == 1 or len(chunk) * height * width <= 250_000
+    assert sorted(i for chunk in chunks for _, i in chunk) == [0, 1, 2, 3]
+    assert [[i for _, i in chunk] for chunk in chunks] == [[0], [2, 3], [1]]  # one batch of all four: 23M pixels
