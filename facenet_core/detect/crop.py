@@ -34,6 +34,7 @@ from facenet_core.detect.table import (
     LANDMARKS,
     empty_row,
     merge_detections,
+    read_source_stats,
     read_table,
     shard_table_path,
     write_table,
@@ -156,6 +157,27 @@ def crops_present(table: str | Path) -> bool:
     return all((output_root / row["output"]).is_file() for row in rows if row["status"] == "ok")
 
 
+def _size_and_mtime(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _unchanged_sources(table: Path, stats: dict[str, list[int]]) -> set[str]:
+    """Sources whose size and mtime are those the shard table recorded with their rows. Tables
+    written before sizes were recorded: sources not modified after the table was written."""
+    if not table.is_file():
+        return set()
+    recorded = read_source_stats(table)
+    if recorded is None:
+        written = table.stat().st_mtime_ns
+        return {src for src, (_, mtime) in stats.items() if mtime <= written}
+    return {src for src, stat in stats.items() if recorded.get(src) == stat}
+
+
+def _stats_of(rows: list[dict[str, Any]], stats: dict[str, list[int]]) -> dict[str, list[int]]:
+    return {row["source"]: stats[row["source"]] for row in rows}
+
+
 def _is_done(row: dict[str, Any] | None, output: str, output_root: Path, source_unchanged: bool) -> bool:
     """A recorded row still holds: its source was not modified since and its PNG (if any) exists."""
     if row is None or not source_unchanged:
@@ -206,12 +228,9 @@ def crop_shard(
     jobs, bad_names = plan(input_root, identities)
     if bad_names:
         log.warning("%d images skipped, their names are not valid UTF-8: %s", len(bad_names), ", ".join(bad_names))
-    recorded_at = table.stat().st_mtime_ns if table.is_file() else 0
-    rows = [
-        previous[src]
-        for src, out in jobs
-        if _is_done(previous.get(src), out, output_root, (input_root / src).stat().st_mtime_ns <= recorded_at)
-    ]
+    stats = {src: _size_and_mtime(input_root / src) for src, _ in jobs}
+    unchanged = _unchanged_sources(table, stats)
+    rows = [previous[src] for src, out in jobs if _is_done(previous.get(src), out, output_root, src in unchanged)]
     done = {row["source"] for row in rows}
     todo = [(src, out) for src, out in jobs if src not in done]
     counts = Counter(
@@ -238,11 +257,11 @@ def crop_shard(
                 rows += _crop_batch(batch, detector, output_root, options, pool)
                 batch = []
             if time.monotonic() - last_flush > FLUSH_SECONDS:
-                write_table(table, rows, options.output_options())
+                write_table(table, rows, options.output_options(), _stats_of(rows, stats))
                 last_flush = time.monotonic()
         if batch:
             rows += _crop_batch(batch, detector, output_root, options, pool)
-    write_table(table, rows, options.output_options())
+    write_table(table, rows, options.output_options(), _stats_of(rows, stats))
     counts["removed"] = _remove_outdated_outputs(output_root, previous, jobs, rows)
     counts.update(row["status"] for row in rows)
     summary: dict[str, Any] = {key: counts[key] for key in COUNT_KEYS}

@@ -24,6 +24,7 @@ SCHEMA = pa.schema(
     + [pa.field(name, pa.int32()) for name in ("n_faces", "width", "height")]
 )
 OPTIONS_KEY = b"facenet.crop_options"
+SOURCE_STATS_KEY = b"facenet.source_stats"
 SHARDS_DIR = ".shards"
 DETECTIONS = "detections.parquet"
 
@@ -37,10 +38,19 @@ def empty_row(source: str, status: str) -> dict[str, Any]:
     return row
 
 
-def write_table(path: Path, rows: list[dict[str, Any]], options: dict[str, Any]) -> Path:
-    """Write `rows` (sorted by source) atomically, with the crop options in the file's metadata."""
+def write_table(
+    path: Path,
+    rows: list[dict[str, Any]],
+    options: dict[str, Any],
+    source_stats: dict[str, list[int]] | None = None,
+) -> Path:
+    """Write `rows` (sorted by source) atomically, with the crop options in the file's metadata and,
+    for shard tables, each source's [size, mtime_ns] as it was when its row was made."""
     table = pa.Table.from_pylist(sorted(rows, key=lambda r: r["source"]), schema=SCHEMA)
-    table = table.replace_schema_metadata({OPTIONS_KEY: json.dumps(options, sort_keys=True).encode()})
+    metadata = {OPTIONS_KEY: json.dumps(options, sort_keys=True).encode()}
+    if source_stats is not None:
+        metadata[SOURCE_STATS_KEY] = json.dumps(source_stats, sort_keys=True).encode()
+    table = table.replace_schema_metadata(metadata)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return path
@@ -51,6 +61,12 @@ def read_table(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]
     table = pq.read_table(path)
     raw = (table.schema.metadata or {}).get(OPTIONS_KEY)
     return table.to_pylist(), (json.loads(raw) if raw else None)
+
+
+def read_source_stats(path: Path) -> dict[str, list[int]] | None:
+    """The [size, mtime_ns] per source a shard table recorded (None for tables written without them)."""
+    raw = (pq.read_schema(path).metadata or {}).get(SOURCE_STATS_KEY)
+    return json.loads(raw) if raw else None
 
 
 def shard_table_path(output_root: str | Path, shard: str) -> Path:

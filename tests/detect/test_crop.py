@@ -108,6 +108,20 @@ def test_rerun_redoes_an_image_modified_since_it_was_cropped(tree, tmp_path):
     assert again["resumed"] == images - 1 and again["ok"] == first["ok"]
 
 
+def test_rerun_redoes_a_source_replaced_with_an_older_timestamp(tree, tmp_path, faces):
+    out = tmp_path / "out"
+    crop_shard(tree, out, ["alice"], OPTIONS)
+    before = (out / "alice" / "a.png").read_bytes()
+    source = tree / "alice" / "a.jpg"
+    old = source.stat().st_mtime_ns - 10**12  # as `cp -p`, `rsync -a` or `tar` leave it
+    Image.fromarray(faces[3]).save(source, quality=95)
+    os.utime(source, ns=(old, old))
+    again = crop_shard(tree, out, ["alice"], OPTIONS)
+    assert again["resumed"] == 1 and again["ok"] == 2
+    assert (out / "alice" / "a.png").read_bytes() != before
+    assert crop_shard(tree, out, ["alice"], OPTIONS)["resumed"] == 2
+
+
 def test_rerun_removes_crops_that_no_longer_stand_for_a_face(tree, tmp_path):
     out = tmp_path / "out"
     crop_shard(tree, out, ["alice", "bob"], OPTIONS)
