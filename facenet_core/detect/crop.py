@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
@@ -153,7 +154,7 @@ def _previous_rows(table: Path, options: CropOptions) -> dict[str, dict[str, Any
 def crops_present(table: str | Path) -> bool:
     """Whether every PNG a shard table (OUTPUT_ROOT/.shards/<id>.parquet) lists as cropped exists."""
     output_root = Path(table).parent.parent
-    rows, _ = read_table(Path(table))
+    rows = pq.read_table(table, columns=["output", "status"]).to_pylist()
     return all((output_root / row["output"]).is_file() for row in rows if row["status"] == "ok")
 
 
