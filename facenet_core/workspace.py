@@ -7,6 +7,7 @@ from pathlib import Path
 
 from facenet_core.config.schema import Config
 from facenet_core.fileio import sha256_json
+from facenet_core.safepath import safe_child
 
 # Fields whose change makes a different model. Learning rate and schedule are left out on
 # purpose: changing them on resume continues the same run (logged as metrics, DESIGN.md).
@@ -76,7 +77,8 @@ class Workspace:
         return self.root / "mlflow-artifacts"
 
     def run_dir(self, run_key: str) -> Path:
-        return self.runs / run_key
+        """runs/<run_key>, the key checked to be one plain name (a run_name comes from the user)."""
+        return safe_child(self.runs, run_key, what="run name")
 
     def ensure(self) -> Workspace:
         for folder in (self.downloads, self.raw, self.cropped, self.manifests, self.runs, self.prefect_results):

@@ -9,12 +9,22 @@ from facenet_core.config import DatasetConfig
 from facenet_core.data import manifest as manifest_core
 from facenet_core.data import prepare as prepare_core
 from facenet_core.data import synthetic
+from facenet_core.data.download import is_transient
 from facenet_core.workspace import Workspace
 from tasks.caching import file_fingerprint, stage_task
 
 
 def _files(result: dict[str, Any]) -> list[str]:
     return result["files"]
+
+
+def transient_failure(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry_condition_fn: retry only when a retry can help (timeouts, resets, 5xx, 408/429).
+
+    The download itself does not retry inside the task (retries=0), so this is the one layer.
+    """
+    error = state.data if isinstance(state.data, BaseException) else state.result(raise_on_failure=False)
+    return isinstance(error, BaseException) and is_transient(error)
 
 
 @stage_task(
@@ -36,10 +46,11 @@ def generate_demo_archive(workspace: str, params: dict[str, Any]) -> dict[str, A
     key_parts=lambda p: {"dataset": p["dataset"]},
     outputs=_files,
     retries=3,
+    retry_condition_fn=transient_failure,
 )
 def download_dataset(workspace: str, dataset: dict[str, Any]) -> dict[str, Any]:
     """Fetch, verify and extract a dataset; returns the folder of identity folders."""
-    root = prepare_core.prepare_raw(DatasetConfig.model_validate(dataset), Workspace(Path(workspace)))
+    root = prepare_core.prepare_raw(DatasetConfig.model_validate(dataset), Workspace(Path(workspace)), retries=0)
     marker = prepare_core.completion_marker(DatasetConfig.model_validate(dataset), Workspace(Path(workspace)))
     return {"root": str(root), "files": [str(marker)] if marker else []}
 

@@ -1,4 +1,8 @@
-"""`facenet download`: a catalogue dataset or one URL; RecordIO unpacking; .bin conversion."""
+"""`facenet download`: a catalogue dataset or one URL; RecordIO unpacking; .bin conversion.
+
+Only transient failures (timeouts, refused or reset connections, short bodies, HTTP 5xx/408/429)
+are retried, `--retries` times; a 404 or a checksum mismatch fails at once, as one line.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from pathlib import Path
 
 from facenet_core.config.cli_args import HelpFormatter, add_flag
 from facenet_core.config.schema import DatasetConfig
+from facenet_core.errors import UserError
+from facenet_core.safepath import safe_name
 from facenet_core.workspace import Workspace
 
 EPILOG = """examples:
@@ -35,7 +41,9 @@ def register(subparsers) -> None:
     add_flag(parser, "md5", default=None, help="expected md5 of a URL's file")
     add_flag(parser, "filename", default=None, help="name to save a URL's file under (None: last URL segment)")
     add_flag(parser, "mirror", default=None, help="folder or base URL holding every file of the catalogue entry")
-    add_flag(parser, "retries", type=int, default=5, help="attempts after the first failed transfer of a URL")
+    add_flag(
+        parser, "retries", type=int, default=5, help="further attempts after a transient failure (timeout, reset, 5xx)"
+    )
     add_flag(parser, "unpack_recordio", default=None, metavar="REC", help="unpack this .rec into --dest")
     add_flag(
         parser, "convert_bin", default=None, metavar="BIN", help="convert this .bin into --dest (images, pairs.txt)"
@@ -74,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from facenet_core.data.recordio_unpack import unpack_recordio
 
     progress = not args.quiet
+    if args.retries < 0:
+        raise UserError(f"--retries must be 0 or more, got {args.retries}")
     if args.unpack_recordio:
         summary = unpack_recordio(args.unpack_recordio, _needs_dest(args, "--unpack_recordio"), progress=progress)
         print(json.dumps(summary, indent=2))
@@ -97,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
         )
         print(path)
         return 0
-    dataset = DatasetConfig(name=args.source.rsplit("#", 1)[-1], catalogue=args.source)
+    name = safe_name(args.source.rsplit("#", 1)[-1], what="dataset name")
+    dataset = DatasetConfig(name=name, catalogue=args.source)
     if args.mirror:
         dataset = with_mirror(dataset, args.mirror)
-    print(prepare_raw(dataset, workspace, progress=progress))
+    print(prepare_raw(dataset, workspace, progress=progress, retries=args.retries))
     return 0

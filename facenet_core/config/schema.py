@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from facenet_core.safepath import safe_name
 
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "inceptionresnetv2", "mobilenetv2")
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
@@ -39,6 +41,11 @@ class DownloadFile(_Strict):
     md5: str | None = None
     filename: str | None = Field(None, description="name under downloads/ (default: last URL segment)")
 
+    @field_validator("filename")
+    @classmethod
+    def _plain_filename(cls, value: str | None) -> str | None:
+        return None if value is None else safe_name(value, what="file name")
+
 
 class DatasetConfig(_Strict):
     """Where a dataset comes from and where its identity folders end up under raw/<name>."""
@@ -49,10 +56,18 @@ class DatasetConfig(_Strict):
     files: list[DownloadFile] = Field(default_factory=list, description="archives or files to fetch")
     concatenate_parts: bool = Field(False, description="files are parts of one archive (glint360k_00..06)")
     images_subdir: str | None = Field(None, description="identity folders' location inside the extracted tree")
+    max_extract_ratio: float | None = Field(
+        None, gt=0, description="largest extracted/archive size ratio accepted (default 100; more for trusted archives)"
+    )
     format: Literal["folders", "recordio"] = "folders"
     aligned: bool = Field(False, description="faces already aligned: skip MTCNN, only resize")
     generate: Literal["synthetic"] | None = Field(None, description="build the demo dataset instead of fetching")
     synthetic: dict[str, int] = Field(default_factory=dict, description="make_demo_dataset parameters (generate)")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        return safe_name(value, what="dataset name")
 
 
 class EvalSet(_Strict):
@@ -66,6 +81,12 @@ class EvalSet(_Strict):
     protocol: Protocol = "kfold10"
     people_file: str | None = Field(None, description="keep only pairs whose people are all listed here")
     aligned: bool = Field(False, description="images already aligned (insightface .bin): no cropping")
+
+    @field_validator("name", "dataset")
+    @classmethod
+    def _plain_names(cls, value: str | None, info) -> str | None:
+        what = "eval set name" if info.field_name == "name" else "eval set dataset"
+        return None if value is None else safe_name(value, what=what)
 
     @model_validator(mode="after")
     def _train_pairs_for_train_test(self) -> EvalSet:
@@ -136,6 +157,11 @@ class Config(_Strict):
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str | None = None
     registered_model_name: str = "facenet"
+
+    @field_validator("run_name")
+    @classmethod
+    def _plain_run_name(cls, value: str | None) -> str | None:
+        return None if value is None else safe_name(value, what="run_name")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Config:

@@ -4,7 +4,8 @@ A catalogue entry holds what the project knows about a dataset (files with check
 identity folders end up, format, alignment) and what it is (description, contents, licence, disk).
 The user's DatasetConfig wins wherever it differs from the schema default; its `files` are matched
 to the entry's by file name and replace their URL (a mirror or a local path), keeping the entry's
-checksums unless the user gives others.
+checksums unless the user gives others. Entry names and file names are checked with
+`safe_name` when a catalogue is read, so a bad name fails before any work.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from facenet_core.config.schema import DatasetConfig, DownloadFile
 from facenet_core.data.download import default_filename
+from facenet_core.errors import UserError
+from facenet_core.safepath import safe_name
 
 BUILTIN = Path(__file__).resolve().parents[2] / "deployments" / "datasets.yaml"
 ENV_VAR = "FACENET_DATASETS"
-MERGED_FIELDS = ("concatenate_parts", "images_subdir", "format", "aligned")
+MERGED_FIELDS = ("concatenate_parts", "images_subdir", "format", "aligned", "max_extract_ratio")
 
 
 class CatalogueFile(BaseModel):
@@ -32,11 +35,22 @@ class CatalogueFile(BaseModel):
     md5: str | None = None
     filename: str | None = None
 
+    @field_validator("filename")
+    @classmethod
+    def _plain_filename(cls, value: str | None) -> str | None:
+        return None if value is None else safe_name(value, what="catalogue file name")
+
+    @model_validator(mode="after")
+    def _has_a_name(self) -> CatalogueFile:
+        self.name()
+        return self
+
     def name(self) -> str:
+        """The file's name under downloads/: `filename`, else the URL's last segment (checked)."""
         if self.filename:
             return self.filename
         if not self.url:
-            raise ValueError("a catalogue file needs a url or a filename")
+            raise UserError("a catalogue file needs a url or a filename")
         return default_filename(self.url)
 
 
@@ -54,6 +68,7 @@ class CatalogueEntry(BaseModel):
     images_subdir: str | None = None
     format: str = "folders"
     aligned: bool = False
+    max_extract_ratio: float | None = Field(None, gt=0, description="extracted/archive size bound (default 100)")
 
 
 def _read_file(path: Path) -> dict[str, CatalogueEntry]:
@@ -62,11 +77,16 @@ def _read_file(path: Path) -> dict[str, CatalogueEntry]:
     data = yaml.safe_load(path.read_text()) or {}
     entries = data.get("datasets") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
-        raise ValueError(f"dataset catalogue {path} must hold a mapping under 'datasets:'")
-    try:
-        return {name: CatalogueEntry.model_validate(entry) for name, entry in entries.items()}
-    except ValidationError as error:
-        raise ValueError(f"dataset catalogue {path}: {error}") from None
+        raise UserError(f"dataset catalogue {path} must hold a mapping under 'datasets:'")
+    checked = {}
+    for name, entry in entries.items():
+        safe_name(str(name), what=f"dataset catalogue {path}: entry name")
+        try:
+            checked[str(name)] = CatalogueEntry.model_validate(entry)
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or name}: {e['msg']}" for e in error.errors())
+            raise UserError(f"dataset catalogue {path}: entry {name!r}: {problems}") from None
+    return checked
 
 
 def catalogue_files() -> list[Path]:
@@ -91,7 +111,7 @@ def lookup(reference: str) -> CatalogueEntry:
     else:
         name, entries = reference, load_catalogue()
     if name not in entries:
-        raise ValueError(f"dataset {name!r} is not in the catalogue; known: {', '.join(sorted(entries))}")
+        raise UserError(f"dataset {name!r} is not in the catalogue; known: {', '.join(sorted(entries))}")
     return entries[name]
 
 

@@ -1,36 +1,60 @@
-"""Verified, resumable downloads: http(s) with Range resume and retries, file:// URLs and local paths.
+"""Verified, resumable downloads: http(s) with Range resume, file:// URLs and local paths.
 
 A file is streamed to `<name>.part` beside its final name and renamed into place only after its
-checksum matched, so a file under its final name is always complete. An interrupted transfer
-resumes from the `.part` size when the server answers a Range request with 206 and starts again
-from zero when it answers 200. Two processes fetching the same file take turns on `.<name>.lock`:
-the second finds the file complete and does not download it again.
+body provably ended (the declared length reached, the chunked encoding terminated, or a Range
+request past the end answered 416) and its checksum, when one is given, matched. Without a
+checksum the size and sha256 of what was fetched are recorded in `.<name>.fetched.json` and the
+log says the file was not verified. The file name (from the URL or `filename=`) goes through
+`safe_child`, so no name can write outside `dest_dir`.
+
+Only transient errors (timeouts, refused or reset connections, short bodies, HTTP 5xx, 408, 429)
+are retried; a 404 or a checksum mismatch fails at once. Two processes fetching the same file take
+turns on `.<name>.lock`: the second finds the file complete and does not download it again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import json
+import logging
 import os
 import shutil
+import socket
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from facenet_core.fileio import exclusive_lock
+from facenet_core.errors import UserError
+from facenet_core.fileio import atomic_write_json
+from facenet_core.safepath import safe_child, safe_name
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 USER_AGENT = "facenet-flow-download"
-# Client errors worth another try: timeout, conflict, rate limit; the rest are final.
-RETRYABLE_HTTP = {408, 409, 425, 429}
+# Client errors a later try can cure: request timeout, rate limit. 5xx are all retried.
+RETRYABLE_HTTP = {408, 429}
+# A server that keeps answering 206 without ever ending: give up after this many continuations.
+MAX_CONTINUATIONS = 100
 
 
-class TransferError(Exception):
-    """A transfer that stopped early and may succeed when retried."""
+class DownloadError(UserError):
+    """A download that failed in a way another try would repeat (404, checksum mismatch, bad URL)."""
+
+
+class TransferError(DownloadError):
+    """A transfer that stopped for a reason a later try may cure (timeout, reset, short body, 5xx)."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying the download that raised `error` can help."""
+    return isinstance(error, TransferError)
 
 
 def file_digests(path: str | os.PathLike, algorithms: tuple[str, ...]) -> dict[str, str]:
@@ -69,17 +93,17 @@ def _local_source(source: str) -> Path | None:
     if scheme == "file":
         return Path(urllib.request.url2pathname(urllib.parse.urlparse(source).path))
     if scheme and len(scheme) > 1:
-        raise ValueError(f"unsupported URL scheme {scheme!r} in {source!r}: use http(s)://, file:// or a local path")
+        raise DownloadError(f"unsupported URL scheme {scheme!r} in {source!r}: use http(s)://, file:// or a local path")
     return Path(source).expanduser()
 
 
 def default_filename(source: str) -> str:
-    """The last path segment of a URL or path (percent-decoded)."""
+    """The last path segment of a URL or path, percent-decoded, checked to be one plain file name."""
     path = urllib.parse.urlparse(source).path if "://" in source else source
     name = urllib.parse.unquote(path.rstrip("/").rsplit("/", 1)[-1])
-    if not name or name in (".", ".."):
-        raise ValueError(f"cannot derive a file name from {source!r}: pass filename=")
-    return name
+    if not name:
+        raise DownloadError(f"cannot derive a file name from {source!r}: pass a filename")
+    return safe_name(name, what=f"file name of {source!r}")
 
 
 def _copy_local(source: Path, part: Path, progress: bool) -> None:
@@ -101,42 +125,69 @@ def _copy_local(source: Path, part: Path, progress: bool) -> None:
             bar.update(len(block))
 
 
-def _content_range_start(value: str | None) -> int | None:
-    """First byte of a `Content-Range: bytes a-b/n` header."""
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total length) of `Content-Range: bytes a-b/n` or `bytes */n`; None where absent."""
     if not value or not value.startswith("bytes "):
-        return None
-    try:
-        return int(value[6:].split("-", 1)[0])
-    except ValueError:
-        return None
+        return None, None
+    span, _, total = value[6:].partition("/")
+    first = span.split("-", 1)[0]
+    return (int(first) if first.isdigit() else None), (int(total) if total.isdigit() else None)
 
 
-def _http_attempt(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """One request: resume `part` when the server honours Range, else rewrite it from zero."""
-    have = part.stat().st_size if part.exists() else 0
+def _transient_reason(error: BaseException) -> bool:
+    """Network failures that may pass: timeouts, refused/reset connections, temporary DNS failure."""
+    if isinstance(error, socket.gaierror):
+        return error.errno == socket.EAI_AGAIN
+    return isinstance(error, TimeoutError | ConnectionError | http.client.HTTPException)
+
+
+def _open(url: str, have: int, timeout: float):
+    """The response to GET `url` (from byte `have` when > 0), or the HTTPError of a 416."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as error:
         if error.code == 416:
-            part.unlink(missing_ok=True)
-            raise TransferError(f"server refused the resume range of {url}; starting again") from error
+            return error
         if error.code >= 500 or error.code in RETRYABLE_HTTP:
-            raise TransferError(f"HTTP {error.code} from {url}") from error
-        message = f"HTTP {error.code} {error.reason} for {url}: check the URL or use a mirror or local path"
-        raise ValueError(message) from error
-    except (urllib.error.URLError, OSError) as error:
-        raise TransferError(f"cannot reach {url}: {error}") from error
+            raise TransferError(f"HTTP {error.code} {error.reason} from {url}") from error
+        raise DownloadError(
+            f"HTTP {error.code} {error.reason} for {url}: check the URL or use a mirror or local path"
+        ) from error
+    except urllib.error.URLError as error:
+        reason = error.reason
+        kind = TransferError if isinstance(reason, BaseException) and _transient_reason(reason) else DownloadError
+        raise kind(f"cannot reach {url}: {reason}") from error
+    except OSError as error:
+        kind = TransferError if _transient_reason(error) else DownloadError
+        raise kind(f"cannot reach {url}: {error}") from error
+
+
+def _http_attempt(url: str, part: Path, timeout: float, progress: bool) -> bool:
+    """One request into `part` (resumed when the server honours Range, else rewritten from zero).
+
+    Returns True when the body provably ended, False when the server gave no length (the caller
+    then asks for the bytes past the end). Raises TransferError for a body that ended early.
+    """
+    have = part.stat().st_size if part.exists() else 0
+    response = _open(url, have, timeout)
     with response:
-        resumed = response.status == 206 and _content_range_start(response.headers.get("Content-Range")) == have
+        if response.status == 416:
+            _, total = _content_range(response.headers.get("Content-Range"))
+            if have and total == have:
+                return True
+            part.unlink(missing_ok=True)
+            raise TransferError(f"server refused the resume range of {url} (it holds {total} bytes); starting again")
+        first, whole = _content_range(response.headers.get("Content-Range"))
+        resumed = response.status == 206 and first == have
         if response.status == 206 and not resumed:
             part.unlink(missing_ok=True)
             raise TransferError(f"{url} answered a different range than asked; starting again")
         start = have if resumed else 0
-        length = response.headers.get("Content-Length")
-        total = start + int(length) if length is not None else None
+        declared = response.length  # Content-Length, None when absent or chunked
+        total = whole if resumed and whole is not None else (start + declared if declared is not None else None)
         name = part.name.removesuffix(".part")
         with (
             open(part, "ab" if resumed else "wb") as out,
@@ -147,21 +198,83 @@ def _http_attempt(url: str, part: Path, timeout: float, progress: bool) -> None:
                     out.write(block)
                     bar.update(len(block))
             except (http.client.HTTPException, OSError) as error:
-                raise TransferError(f"connection to {url} broke after {out.tell()} bytes: {error}") from error
+                raise TransferError(f"connection to {url} broke after {out.tell()} bytes: {error!r}") from error
             size = out.tell()
-    if total is not None and size < total:
+        chunked = bool(getattr(response, "chunked", False))
+    if total is not None and size != total:
         raise TransferError(f"{url} ended after {size} of {total} bytes")
+    return total is not None or chunked
 
 
-def _download_http(url: str, part: Path, retries: int, backoff: float, timeout: float, progress: bool) -> None:
+def _download_http(url: str, part: Path, timeout: float, progress: bool) -> None:
+    """Fetch `url` into `part` until its end is confirmed; a body of unknown length is followed by
+    Range requests from its end until the server answers 416 (nothing more) or sends more."""
+    for _ in range(MAX_CONTINUATIONS):
+        if _http_attempt(url, part, timeout, progress):
+            return
+        size = part.stat().st_size
+        response = _open(url, size, timeout)
+        with response:
+            first, total = _content_range(response.headers.get("Content-Range"))
+            if response.status == 416 and total in (None, size):
+                return
+            if response.status != 206 or first != size:
+                log.warning(
+                    "%s sent no length and ignores Range requests: the end of its %d bytes cannot be confirmed",
+                    url,
+                    size,
+                )
+                return
+        log.warning("%s closed the connection after %d bytes without a length; fetching the rest", url, size)
+    raise TransferError(f"{url} kept sending more data after {MAX_CONTINUATIONS} continuations")
+
+
+def _with_retries(url: str, part: Path, retries: int, backoff: float, timeout: float, progress: bool) -> None:
     for attempt in range(retries + 1):
         try:
-            _http_attempt(url, part, timeout, progress)
+            _download_http(url, part, timeout, progress)
             return
         except TransferError as error:
             if attempt == retries:
-                raise ConnectionError(f"download of {url} failed after {retries + 1} attempts: {error}") from error
+                if retries == 0:
+                    raise
+                raise TransferError(f"download of {url} failed after {retries + 1} attempts: {error}") from error
+            log.warning("%s (attempt %d of %d); retrying", error, attempt + 1, retries + 1)
             time.sleep(backoff * 2**attempt)
+
+
+def _record_path(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.fetched.json")
+
+
+def _trusted(dest: Path, expected: dict[str, str]) -> bool:
+    """Whether the file already at `dest` is complete: its checksum matches, or (no checksum) this
+    module fetched it (a record with its size exists) and its size is unchanged."""
+    if not dest.is_file():
+        return False
+    if expected:
+        return not _mismatches(dest, expected)
+    record = _record_path(dest)
+    try:
+        size = json.loads(record.read_text())["size"]
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("%s has no fetch record (an older or outside copy): fetching it again", dest)
+        return False
+    if size != dest.stat().st_size:
+        log.warning("%s is %d bytes but %d were fetched: fetching it again", dest, dest.stat().st_size, size)
+        return False
+    return True
+
+
+def _lock(dest: Path) -> FileLock:
+    """Take the per-file lock, saying so in the log when another fetch holds it."""
+    lock = FileLock(dest.with_name(f".{dest.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another fetch of %s to finish", dest)
+        lock.acquire()
+    return lock
 
 
 def fetch(
@@ -178,31 +291,51 @@ def fetch(
 ) -> Path:
     """Bring one file into `dest_dir` (verified when a checksum is given) and return its path.
 
-    A file already there that matches its checksum (or any file there when no checksum is
-    given: only complete files ever get the final name) is not fetched again. A mismatch
-    deletes the fetched file and raises ValueError naming the URL and both digests.
+    A complete file already there is not fetched again. A checksum mismatch deletes the fetched
+    file and raises DownloadError naming the URL and both digests; a transient failure still
+    failing after `retries` more attempts raises TransferError (0: no retry here, the caller
+    retries).
     """
-    dest = Path(dest_dir) / (filename or default_filename(url_or_path))
+    name = safe_name(filename, what="filename") if filename else default_filename(url_or_path)
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = safe_child(dest_dir, name, what="download file name")
     expected = _expected(sha256, md5)
-    with exclusive_lock(dest.with_name(f".{dest.name}.lock")):
-        if dest.is_file():
-            if not _mismatches(dest, expected):
-                return dest
-            dest.unlink()
+    lock = _lock(dest)
+    try:
+        if _trusted(dest, expected):
+            return dest
         part = dest.with_name(dest.name + ".part")
         local = _local_source(url_or_path)
         if local is not None:
             _copy_local(local, part, progress)
         else:
-            _download_http(url_or_path, part, retries, backoff, timeout, progress)
-        problems = _mismatches(part, expected)
+            _with_retries(url_or_path, part, retries, backoff, timeout, progress)
+        actual = file_digests(part, tuple(dict.fromkeys([*expected, "sha256"])))
+        problems = [
+            f"{algo} expected {value}, got {actual[algo]}" for algo, value in expected.items() if actual[algo] != value
+        ]
         if problems:
             part.unlink(missing_ok=True)
-            raise ValueError(
+            raise DownloadError(
                 f"checksum mismatch for {url_or_path}: {'; '.join(problems)}. The file was deleted; "
                 "check the URL/mirror or the checksum in the dataset entry, then run again."
             )
+        digest, size = actual["sha256"], part.stat().st_size
+        _record_path(dest).unlink(missing_ok=True)
         os.replace(part, dest)
+        record = {"url": url_or_path, "size": size, "sha256": digest, "verified": sorted(expected)}
+        atomic_write_json(_record_path(dest), record)
+        if not expected:
+            log.warning(
+                "%s: no checksum given, so not verified; fetched %d bytes, sha256 %s (recorded in %s)",
+                dest,
+                size,
+                digest,
+                _record_path(dest).name,
+            )
+    finally:
+        lock.release()
     return dest
 
 

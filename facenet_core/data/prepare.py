@@ -4,7 +4,9 @@ RecordIO datasets are unpacked into raw/<name>/<images_subdir> (default `images`
 insightface verification sets shipped beside their .rec (lfw.bin, cfp_fp.bin, ...) converted into
 raw/<name>/verification/<set>/ (images + pairs.txt), ready for an aligned eval set. A marker
 raw/<name>/.prepared.json, written last, makes a rerun return at once (without re-hashing the
-downloads, which may then be deleted to save disk).
+downloads, which may then be deleted to save disk) while every file the archives placed is still
+there; otherwise the extraction runs again and restores what is missing. Dataset names and
+`images_subdir` go through safepath before they are joined to a folder.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from pathlib import Path
 from facenet_core.config.schema import DatasetConfig
 from facenet_core.data.catalogue import resolve_dataset
 from facenet_core.data.download import fetch, place_file
-from facenet_core.data.extract import archive_kind, extract
+from facenet_core.data.extract import archive_kind, extract, missing_entries
 from facenet_core.data.insightface_bin import convert_bin
 from facenet_core.data.recordio_unpack import unpack_recordio
 from facenet_core.fileio import atomic_write_json
+from facenet_core.safepath import safe_child, safe_relative
 from facenet_core.workspace import Workspace
 
 log = logging.getLogger(__name__)
-STAGE_VERSION = 1
+STAGE_VERSION = 2
 MARKER = ".prepared.json"
 DEFAULT_RECORDIO_SUBDIR = "images"
 VERIFICATION_SUBDIR = "verification"
@@ -42,10 +45,14 @@ def find_recordio(source: Path) -> Path:
     return chosen[0]
 
 
+def _subdir(target: Path, images_subdir: str) -> Path:
+    return safe_relative(target, images_subdir, what="dataset images_subdir")
+
+
 def _unpack(source: Path, target: Path, images_subdir: str, progress: bool) -> Path:
     """Unpack the .rec into target/images_subdir and convert the .bin sets beside it."""
     rec = find_recordio(source)
-    summary = unpack_recordio(rec, target / images_subdir, progress=progress)
+    summary = unpack_recordio(rec, _subdir(target, images_subdir), progress=progress)
     for offset, message in summary["errors"]:
         log.warning("%s: corrupt record at byte %d skipped (%s)", rec, offset, message)
     for bin_path in sorted(rec.parent.glob("*.bin")):
@@ -53,12 +60,24 @@ def _unpack(source: Path, target: Path, images_subdir: str, progress: bool) -> P
     return target / images_subdir
 
 
-def _fetch_all(dataset: DatasetConfig, workspace: Workspace, progress: bool) -> list[Path]:
-    folder = workspace.downloads / dataset.name
+def _fetch_all(dataset: DatasetConfig, workspace: Workspace, progress: bool, retries: int) -> list[Path]:
+    folder = safe_child(workspace.downloads, dataset.name, what="dataset name")
     return [
-        fetch(item.url, folder, sha256=item.sha256, md5=item.md5, filename=item.filename, progress=progress)
+        fetch(
+            item.url,
+            folder,
+            sha256=item.sha256,
+            md5=item.md5,
+            filename=item.filename,
+            progress=progress,
+            retries=retries,
+        )
         for item in dataset.files
     ]
+
+
+def _raw_folder(dataset: DatasetConfig, workspace: Workspace) -> Path:
+    return safe_child(workspace.raw, dataset.name, what="dataset name")
 
 
 def completion_marker(dataset: DatasetConfig, workspace: Workspace) -> Path | None:
@@ -66,28 +85,34 @@ def completion_marker(dataset: DatasetConfig, workspace: Workspace) -> Path | No
     dataset = resolve_dataset(dataset)
     if dataset.path and dataset.format != "recordio":
         return None
-    return workspace.raw / dataset.name / MARKER
+    return _raw_folder(dataset, workspace) / MARKER
 
 
 def _build(
-    dataset: DatasetConfig, workspace: Workspace, target: Path, images_subdir: str | None, progress: bool
+    dataset: DatasetConfig,
+    workspace: Workspace,
+    target: Path,
+    images_subdir: str | None,
+    progress: bool,
+    retries: int,
 ) -> Path:
     if dataset.path:
         return _unpack(Path(dataset.path).expanduser(), target, images_subdir, progress)
     if not dataset.files:
         raise ValueError(f"dataset {dataset.name!r} has no files, path, catalogue or generate: nothing to prepare")
-    fetched = _fetch_all(dataset, workspace, progress)
+    fetched = _fetch_all(dataset, workspace, progress, retries)
+    ratio = dataset.max_extract_ratio
     if dataset.concatenate_parts:
-        extract(fetched, target, progress=progress)
+        extract(fetched, target, progress=progress, max_ratio=ratio)
     else:
         for path in fetched:
             if archive_kind(path):
-                extract(path, target, progress=progress)
+                extract(path, target, progress=progress, max_ratio=ratio)
             else:
                 place_file(path, target / path.name)
     if dataset.format == "recordio":
         return _unpack(target, target, images_subdir, progress)
-    root = target / images_subdir if images_subdir else target
+    root = _subdir(target, images_subdir) if images_subdir else target
     if not root.is_dir():
         raise FileNotFoundError(
             f"dataset {dataset.name!r}: images_subdir {images_subdir!r} not found in {target} "
@@ -96,11 +121,12 @@ def _build(
     return root
 
 
-def prepare_raw(dataset: DatasetConfig, workspace: Workspace, *, progress: bool = True) -> Path:
+def prepare_raw(dataset: DatasetConfig, workspace: Workspace, *, progress: bool = True, retries: int = 5) -> Path:
     """Fetch, verify and extract a dataset (or take `path` as is); return its identity-folder root.
 
     Catalogue values are merged first. Every step is idempotent, so a rerun after a failure
-    continues where it stopped. `generate: synthetic` belongs to the orchestration layer.
+    continues where it stopped. `retries`: further attempts of a download after a transient
+    failure (0 where the caller retries). `generate: synthetic` belongs to the orchestration layer.
     """
     dataset = resolve_dataset(dataset)
     if dataset.generate:
@@ -111,14 +137,19 @@ def prepare_raw(dataset: DatasetConfig, workspace: Workspace, *, progress: bool 
             raise FileNotFoundError(f"dataset.path {source} does not exist (dataset {dataset.name!r})")
         if dataset.format != "recordio":
             return source
-    target = workspace.raw / dataset.name
+    target = _raw_folder(dataset, workspace)
     marker = target / MARKER
     record = {"version": STAGE_VERSION, "dataset": dataset.model_dump(mode="json")}
     if marker.is_file():
         saved = json.loads(marker.read_text())
         if {key: saved.get(key) for key in record} == record and Path(saved.get("root", "")).is_dir():
-            return Path(saved["root"])
+            missing = missing_entries(target)
+            if not missing:
+                return Path(saved["root"])
+            log.warning(
+                "%s: %d extracted files are missing (%s ...): preparing again", target, len(missing), missing[0]
+            )
     images_subdir = dataset.images_subdir or (DEFAULT_RECORDIO_SUBDIR if dataset.format == "recordio" else None)
-    root = _build(dataset, workspace, target, images_subdir, progress)
+    root = _build(dataset, workspace, target, images_subdir, progress, retries)
     atomic_write_json(marker, {**record, "root": str(root)})
     return root

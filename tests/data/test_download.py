@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from facenet_core.data.download import fetch
+from facenet_core.data.download import TransferError, fetch
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -154,11 +154,11 @@ def test_missing_file_fails_without_retrying(server: FileServer, tmp_path: Path)
     assert server.statuses("/nothing.tgz") == [404]
 
 
-def test_retries_exhausted_raise_connection_error(server: FileServer, tmp_path: Path) -> None:
+def test_retries_exhausted_raise_transfer_error(server: FileServer, tmp_path: Path) -> None:
     server.files["/flaky.bin"] = PAYLOAD
     server.drops["/flaky.bin"] = 10
     server.honour_range = False
-    with pytest.raises(ConnectionError, match="after 3 attempts"):
+    with pytest.raises(TransferError, match="after 3 attempts"):
         fetch(f"{server.url}/flaky.bin", tmp_path, retries=2, backoff=0, progress=False)
     assert len(server.statuses("/flaky.bin")) == 3
 

@@ -88,7 +88,7 @@ def test_tar_names_escaping_are_refused(tmp_path: Path, bad: dict[str, bytes], m
     with pytest.raises(UnsafeArchiveError, match=message):
         extract(archive, tmp_path / "out", progress=False)
     assert not (tmp_path / "evil").exists()
-    assert [p.name for p in (tmp_path / "out").iterdir()] == []
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".extract.lock"]  # checked before writing
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,8 @@ def test_idempotent_and_killed_extraction_redone(tmp_path: Path, monkeypatch: py
     (target / ".partial.a.tgz").mkdir()
     (target / ".partial.a.tgz/junk").write_bytes(b"junk")
     extract(archive, target, progress=False)
-    assert {k: v for k, v in tree(target).items() if not k.startswith(".")} == FILES
+    edited = {**FILES, "people/Ann/Ann_0001.jpg": b"edited"}  # what is there stays, what is missing comes back
+    assert {k: v for k, v in tree(target).items() if not k.startswith(".")} == edited
     assert not (target / ".partial.a.tgz").exists()
 
     # Killed in the middle of reading the archive: nothing half-written is left, no marker.
@@ -172,13 +173,15 @@ def test_idempotent_and_killed_extraction_redone(tmp_path: Path, monkeypatch: py
     assert not is_extracted(archive, target)
 
 
-def test_changed_archive_is_extracted_again(tmp_path: Path) -> None:
+def test_changed_archive_replaces_its_own_files_and_deletes_nothing(tmp_path: Path, caplog) -> None:
     archive = make_tar(tmp_path / "a.tgz", FILES)
     target = extract(archive, tmp_path / "out", progress=False)
-    make_tar(archive, {"people/Cy/Cy_0001.jpg": b"cy"})
+    make_tar(archive, {"people/Cy/Cy_0001.jpg": b"cy", "people/Bob/Bob_0001.jpg": b"bob-v2"})
     extract(archive, target, progress=False)
     assert (target / "people/Cy/Cy_0001.jpg").read_bytes() == b"cy"
-    assert not (target / "people/Ann").exists()
+    assert (target / "people/Bob/Bob_0001.jpg").read_bytes() == b"bob-v2"  # its own file: new version
+    assert (target / "people/Ann/Ann_0001.jpg").read_bytes() == b"ann-one"  # not in the new version: kept
+    assert "2 files from an earlier version of this archive are not in it any more" in caplog.text
 
 
 def test_not_an_archive_and_truncated_archive(tmp_path: Path) -> None:
