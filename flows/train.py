@@ -64,10 +64,11 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
     evaluate_epoch = evaluate_tasks.evaluate_epoch.with_options(**storage)
 
     def triplets_for(epoch: int):
+        """The seed's --training_triplets_path feeds only the run's first epoch; later ones are drawn."""
         out = run_dir / "triplets" / f"epoch_{epoch}.npy"
         return make_triplets.submit(
             str(ws.root), data.manifest, data.fingerprint, epoch, triplet_params(cfg), str(out),
-            reuse_path=cfg.training_triplets_path,
+            reuse_path=cfg.training_triplets_path if epoch == first_epoch else None,
         )  # fmt: skip
 
     checkpoint = cfg.resume_path

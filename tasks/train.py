@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prefect import get_run_logger
+
 from facenet_core.config import Config
 from facenet_core.data import triplets as triplets_core
 from facenet_core.data.manifest import read_manifest
@@ -17,6 +19,20 @@ from facenet_core.workspace import TRAINING_FIELDS
 from tasks.caching import file_fingerprint, stage_task
 
 TRIPLET_FIELDS = ("seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch")
+# Run tag saying an epoch resumed from a file without optimiser state (its optimiser started fresh).
+TAG_FRESH_OPTIMIZER = "facenet.optimizer_started_fresh"
+
+
+def tag_run(tracking: dict[str, str | None], key: str, value: str) -> None:
+    """Set a tag on the tracking run; an unreachable MLflow only costs a warning (the log has it too)."""
+    if not tracking.get("run_id"):
+        return
+    from mlflow import MlflowClient
+
+    try:
+        MlflowClient(tracking["tracking_uri"]).set_tag(tracking["run_id"], key, value[:5000])
+    except Exception as error:  # tracking outages never stop training
+        get_run_logger().warning("could not tag MLflow run %s with %s: %s", tracking["run_id"], key, error)
 
 
 @stage_task(
@@ -95,6 +111,11 @@ def train_epoch(
     cfg = Config.model_validate(config)
     checkpoint = run_train_epoch(cfg, epoch, Path(triplets_path), checkpoint_in, Path(run_dir), on_metrics=on_metrics)
     summary = engine.read_epoch_summary(checkpoint)
+    if summary.get("optimizer_state") == "fresh":
+        note = f"epoch {epoch}: {summary['optimizer_state_note']}"
+        get_run_logger().warning(note)
+        if tracking:
+            tag_run(tracking, TAG_FRESH_OPTIMIZER, note)
     if tracking:
         tracking_metrics.log_epoch_metrics(
             tracking["run_id"], epoch, "epoch", summary, run_dir=run_dir, tracking_uri=tracking["tracking_uri"]

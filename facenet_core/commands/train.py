@@ -60,9 +60,9 @@ def resolve_manifest(config: Config, workspace: Workspace) -> Path:
     return path
 
 
-def epoch_triplets(config: Config, run_dir: Path, epoch: int, manifest_path: Path) -> Path:
-    """--training_triplets_path when given (every epoch, as the seed), else this epoch's drawn file."""
-    if config.training_triplets_path:
+def epoch_triplets(config: Config, run_dir: Path, epoch: int, manifest_path: Path, first_epoch: int = 0) -> Path:
+    """--training_triplets_path for the run's first epoch (as the seed), else this epoch's drawn file."""
+    if config.training_triplets_path and epoch == first_epoch:
         return Path(config.training_triplets_path)
     from facenet_core.data.manifest import read_manifest
     from facenet_core.data.triplets import generate_triplets, save_triplets
@@ -79,8 +79,10 @@ def epoch_triplets(config: Config, run_dir: Path, epoch: int, manifest_path: Pat
     return save_triplets(path, triplets, {"manifest_fingerprint": manifest.fingerprint, "epoch": epoch, **params})
 
 
-def starting_point(config: Config, run_dir: Path) -> tuple[Path | None, int]:
-    """(checkpoint to start from, first epoch): the later of --resume_path and the run's last.pt."""
+def starting_point(config: Config, run_dir: Path) -> tuple[Path | None, int, int]:
+    """(checkpoint to start from, first epoch to train, epoch the run began at): the checkpoint is
+    the later of --resume_path and the run's last.pt; the run began at 0 or after --resume_path's
+    epoch (the epoch that --training_triplets_path feeds, as the seed's first epoch)."""
     from facenet_core.train.checkpoints import load_checkpoint
 
     last = run_dir / "checkpoints" / "last.pt"
@@ -88,10 +90,11 @@ def starting_point(config: Config, run_dir: Path) -> tuple[Path | None, int]:
     if config.resume_path and Path(config.resume_path) not in candidates:
         raise FileNotFoundError(f"--resume_path {config.resume_path} does not exist")
     if not candidates:
-        return None, 0
+        return None, 0, 0
     epochs = {path: int(load_checkpoint(path)["epoch"]) for path in candidates}
     source = max(candidates, key=lambda path: epochs[path])
-    return source, epochs[source] + 1
+    began = epochs[Path(config.resume_path)] + 1 if config.resume_path else 0
+    return source, epochs[source] + 1, began
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,14 +107,14 @@ def run(args: argparse.Namespace) -> int:
     config = config.model_copy(update={"training_dataset_csv_path": str(manifest_path)})
     run_dir = workspace.run_dir(run_key(config, manifest_fingerprint(manifest_path)))
     save_config(config, run_dir / "config.yaml")
-    checkpoint, first_epoch = starting_point(config, run_dir)
+    checkpoint, first_epoch, began = starting_point(config, run_dir)
     if checkpoint is not None:
         print(f"resuming from {checkpoint} at epoch {first_epoch}")
     if first_epoch >= config.epochs:
         print(f"{run_dir}: all {config.epochs} epochs are trained (raise --epochs to continue)")
         return 0
     for epoch in range(first_epoch, config.epochs):
-        triplets = epoch_triplets(config, run_dir, epoch, manifest_path)
+        triplets = epoch_triplets(config, run_dir, epoch, manifest_path, first_epoch=began)
         checkpoint = run_train_epoch(config, epoch, triplets, checkpoint, run_dir)
         _print_summary(checkpoint)
     return 0
@@ -122,6 +125,8 @@ def _print_summary(checkpoint: Path) -> None:
 
     s = read_epoch_summary(checkpoint)
     changed = f", learning rate changed from {s['learning_rate_previous']:g}" if "learning_rate_previous" in s else ""
+    if s.get("optimizer_state") == "fresh":
+        print(f"warning: epoch {s['epoch']}: {s['optimizer_state_note']}")
     print(
         f"epoch {s['epoch']}: loss {s['loss']:.4f}, kept triplets {int(s['kept_triplets'])}/{int(s['triplets'])}, "
         f"lr {s['learning_rate']:g}, {s['images_per_second']:.0f} images/s{changed} -> {checkpoint}"

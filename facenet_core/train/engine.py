@@ -28,8 +28,9 @@ from facenet_core.train.step import MetricSums, StepOptions, make_scaler, resolv
 
 # Bumped whenever an epoch trained from the same inputs would write other files or weights (part
 # of the orchestration's cache key). 2: augmentations seeded per triplet row; 3: SyncBatchNorm
-# across GPUs (DDP on CUDA).
-STAGE_VERSION = 3
+# across GPUs (DDP on CUDA); 4: an epoch that follows a per-epoch file restores the optimiser from
+# last.pt or best.pt (it started fresh every epoch).
+STAGE_VERSION = 4
 
 MetricsCallback = Callable[[dict[str, float], int], None]
 

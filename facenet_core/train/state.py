@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,9 +15,11 @@ from torch.optim.lr_scheduler import LambdaLR
 from facenet_core.config.loading import config_to_dict
 from facenet_core.config.schema import Config
 from facenet_core.models import create_model, unwrap_model
-from facenet_core.train.checkpoints import load_checkpoint
+from facenet_core.train.checkpoints import TRAINING_STATE_KEYS, load_checkpoint, stored_epoch
 from facenet_core.train.optim import make_optimizer, make_scheduler, set_base_lr, set_position
 from facenet_core.train.rng import capture_rng, restore_rng
+
+log = logging.getLogger(__name__)
 
 # A parameter-group key only each optimiser has: tells which one wrote a state dict.
 OPTIMIZER_SIGNATURES = {"adagrad": "initial_accumulator_value", "adam": "betas", "rmsprop": "alpha", "sgd": "nesterov"}
@@ -29,7 +33,7 @@ class TrainingState:
     optimizer: torch.optim.Optimizer
     scheduler: LambdaLR
     resumed_from: str | None = None
-    notes: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def optimizer_name(optimizer_state: dict[str, Any]) -> str | None:
@@ -62,11 +66,15 @@ def build_state(
     """Model (on `device`, channels_last if asked), optimiser and schedule positioned at `epoch`.
 
     From a checkpoint: weights, optimiser, scheduler and RNG are restored; a learning_rate that
-    differs from the checkpoint's is applied and noted as `learning_rate_previous`. A checkpoint
-    without training state (a per-epoch file, or the seed's without a schedule) gets a fresh one.
+    differs from the checkpoint's is applied and noted as `learning_rate_previous`. A per-epoch
+    file holds weights only: the training state then comes from the run's last.pt or best.pt when
+    one holds the same epoch and weights. Without any, the optimiser starts fresh: noted as
+    `optimizer_state: fresh` (else `restored`) with the reason, and logged as a warning.
     """
     torch.manual_seed(config.seed)
     checkpoint = load_checkpoint(checkpoint_in) if checkpoint_in else None
+    if checkpoint is not None:
+        checkpoint, state_source = with_training_state(checkpoint, checkpoint_in)
     model = create_model(
         config.model_architecture, config.embedding_dimension, pretrained=config.pretrained and checkpoint is None
     )
@@ -82,9 +90,47 @@ def build_state(
         previous_lr = _restore_training_state(checkpoint, state)
         if previous_lr is not None and previous_lr != config.learning_rate:
             state.notes["learning_rate_previous"] = previous_lr
+        state.notes.update(_optimizer_note(checkpoint, checkpoint_in, state_source))
     set_base_lr(scheduler, config.learning_rate)
     set_position(scheduler, epoch * config.iterations_per_epoch)
     return state
+
+
+def with_training_state(checkpoint: dict[str, Any], path: str | os.PathLike) -> tuple[dict[str, Any], Path]:
+    """`checkpoint` with the optimiser, scheduler and RNG of the file that holds them for its weights.
+
+    A per-epoch file (weights only) borrows them from last.pt or best.pt beside it when that file
+    holds the same epoch with identical weights; returns the checkpoint and where its state came from.
+    """
+    path = Path(path)
+    if checkpoint.get("optimizer_model_state_dict") or not path.name.startswith("epoch_"):
+        return checkpoint, path
+    for name in ("last.pt", "best.pt"):
+        sibling = path.parent / name
+        if stored_epoch(sibling) != checkpoint.get("epoch"):
+            continue
+        full = load_checkpoint(sibling)
+        if full.get("optimizer_model_state_dict") and _same_weights(full, checkpoint):
+            return {**checkpoint, **{key: full.get(key) for key in TRAINING_STATE_KEYS}}, sibling
+    return checkpoint, path
+
+
+def _same_weights(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    wa, wb = a["model_state_dict"], b["model_state_dict"]
+    return wa.keys() == wb.keys() and all(torch.equal(wa[key], wb[key]) for key in wa)
+
+
+def _optimizer_note(checkpoint: dict[str, Any], path: str | os.PathLike, source: Path) -> dict[str, str]:
+    """`optimizer_state` (restored / fresh) and, for a fresh start, why; the fresh case is logged."""
+    if checkpoint.get("optimizer_model_state_dict"):
+        return {"optimizer_state": "restored", "optimizer_state_from": str(source)}
+    reason = (
+        f"{path} holds no optimizer state (a per-epoch weights file whose run has no last.pt or best.pt of "
+        "that epoch, or a checkpoint saved without it): the optimizer starts fresh, its learning-rate "
+        "schedule placed at this epoch"
+    )
+    log.warning("resuming: %s", reason)
+    return {"optimizer_state": "fresh", "optimizer_state_note": reason}
 
 
 def _restore_training_state(checkpoint: dict[str, Any], state: TrainingState) -> float | None:

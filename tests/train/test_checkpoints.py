@@ -55,7 +55,11 @@ def test_seed_checkpoint_resumes_with_its_optimiser_state_and_a_new_learning_rat
         channels_last=False,
     )
     state = build_state(config, 5, torch.device("cpu"), path)
-    assert state.notes == {"learning_rate_previous": 0.075}
+    assert state.notes == {
+        "learning_rate_previous": 0.075,
+        "optimizer_state": "restored",
+        "optimizer_state_from": str(path),
+    }
     assert state.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
     assert state.scheduler.last_epoch == 15
     ours = state.optimizer.state_dict()["state"]
