@@ -198,6 +198,8 @@ def _http_attempt(url: str, part: Path, timeout: float, progress: bool) -> bool:
                     out.write(block)
                     bar.update(len(block))
             except (http.client.HTTPException, OSError) as error:
+                if isinstance(error, http.client.IncompleteRead) and isinstance(error.partial, bytes):
+                    out.write(error.partial)  # the body read before the break is good: kept to resume
                 raise TransferError(f"connection to {url} broke after {out.tell()} bytes: {error!r}") from error
             size = out.tell()
         chunked = bool(getattr(response, "chunked", False))

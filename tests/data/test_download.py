@@ -1,81 +1,29 @@
-"""fetch(): served from a loopback HTTP server that can drop connections and ignore Range."""
+"""fetch(): served from a loopback HTTP server that drops connections, omits lengths, ignores Range, fails."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support.http_server import FileServer, serving
 
-from facenet_core.data.download import TransferError, fetch
+from facenet_core.data.download import DownloadError, TransferError, fetch
+from facenet_core.safepath import UnsafeNameError
 
 pytestmark = pytest.mark.timeout(60)
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB, every byte position distinguishable
 
 
-class FileServer:
-    """Serves `files` on 127.0.0.1; `drops[path]` first responses send only half the body."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.drops: dict[str, int] = {}
-        self.honour_range = True
-        self.range_shift = 0  # >0: a broken server that answers another range than asked
-        self.delay = 0.0  # seconds before each body is sent
-        self.requests: list[tuple[str, str | None, int]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                body = server.files.get(self.path)
-                if body is None:
-                    server.requests.append((self.path, None, 404))
-                    self.send_error(404)
-                    return
-                requested = self.headers.get("Range")
-                start = 0
-                if requested and server.honour_range:
-                    start = int(requested.removeprefix("bytes=").split("-")[0]) - server.range_shift
-                status = 206 if start else 200
-                server.requests.append((self.path, requested, status))
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body) - start))
-                if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                self.end_headers()
-                time.sleep(server.delay)
-                chunk = body[start:]
-                if server.drops.get(self.path, 0) > 0:
-                    server.drops[self.path] -= 1
-                    self.wfile.write(chunk[: len(chunk) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(chunk)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-
-    def statuses(self, path: str) -> list[int]:
-        return [status for served, _, status in self.requests if served == path]
-
-
 @pytest.fixture
 def server() -> Iterator[FileServer]:
-    srv = FileServer()
-    srv.thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
+    with serving() as srv:
+        yield srv
 
 
 def sha(data: bytes) -> str:
@@ -198,3 +146,129 @@ def test_concurrent_fetches_of_one_file_download_it_once(server, tmp_path):
     assert (tmp_path / "slow.bin").read_bytes() == PAYLOAD
     assert server.statuses("/slow.bin") == [200]
     assert not (tmp_path / "slow.bin.part").exists()
+
+
+def record_of(path: Path) -> dict:
+    return json.loads(path.with_name(f".{path.name}.fetched.json").read_text())
+
+
+def test_no_length_body_closed_early_is_completed_with_range(server: FileServer, tmp_path: Path, caplog) -> None:
+    server.files["/nolen.bin"] = PAYLOAD
+    server.no_length = True
+    server.drops["/nolen.bin"] = 1
+    with caplog.at_level(logging.WARNING):
+        path = fetch(f"{server.url}/nolen.bin", tmp_path, backoff=0, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    half = len(PAYLOAD) // 2
+    # 200 cut short; the probe past its end gets 206 (more data), then the rest, whose length is known.
+    assert [(r, s) for _, r, s in server.requests] == [(None, 200), (f"bytes={half}-", 206), (f"bytes={half}-", 206)]
+    assert record_of(path) == {
+        "url": f"{server.url}/nolen.bin",
+        "size": len(PAYLOAD),
+        "sha256": sha(PAYLOAD),
+        "verified": [],
+    }
+    assert "closed the connection after 51200 bytes without a length" in caplog.text
+    assert "no checksum given, so not verified" in caplog.text
+
+
+def test_no_length_and_no_range_support_is_kept_with_a_warning(server: FileServer, tmp_path: Path, caplog) -> None:
+    server.files["/plain.bin"] = PAYLOAD
+    server.no_length = True
+    server.honour_range = False
+    with caplog.at_level(logging.WARNING):
+        path = fetch(f"{server.url}/plain.bin", tmp_path, backoff=0, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert "ignores Range requests: the end of its 102400 bytes cannot be confirmed" in caplog.text
+    assert record_of(path)["sha256"] == sha(PAYLOAD)
+
+
+def test_unterminated_chunked_body_is_never_promoted(server: FileServer, tmp_path: Path) -> None:
+    server.files["/chunk.bin"] = PAYLOAD
+    server.chunked = True
+    server.honour_range = False
+    server.drops["/chunk.bin"] = 5
+    with pytest.raises(TransferError, match="failed after 2 attempts: connection to .* broke"):
+        fetch(f"{server.url}/chunk.bin", tmp_path, retries=1, backoff=0, progress=False)
+    assert not (tmp_path / "chunk.bin").exists()
+    assert (tmp_path / "chunk.bin.part").stat().st_size == len(PAYLOAD) // 2  # kept to resume
+    server.drops["/chunk.bin"] = 0
+    path = fetch(f"{server.url}/chunk.bin", tmp_path, backoff=0, progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("status", [500, 503, 408, 429])
+def test_transient_statuses_are_retried(server: FileServer, tmp_path: Path, status: int) -> None:
+    server.files["/busy.bin"] = PAYLOAD
+    server.errors["/busy.bin"] = [status, status]
+    path = fetch(f"{server.url}/busy.bin", tmp_path, sha256=sha(PAYLOAD), backoff=0, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert server.statuses("/busy.bin") == [status, status, 200]
+
+
+@pytest.mark.parametrize("status", [403, 404, 410])
+def test_final_statuses_fail_at_once(server: FileServer, tmp_path: Path, status: int) -> None:
+    server.files["/gone.bin"] = PAYLOAD
+    server.errors["/gone.bin"] = [status] * 5
+    with pytest.raises(DownloadError, match=f"HTTP {status} .* for {server.url}/gone.bin") as error:
+        fetch(f"{server.url}/gone.bin", tmp_path, retries=4, backoff=0, progress=False)
+    assert not isinstance(error.value, TransferError)
+    assert server.statuses("/gone.bin") == [status]
+
+
+def test_checksum_mismatch_is_not_retried(server: FileServer, tmp_path: Path) -> None:
+    server.files["/data.bin"] = PAYLOAD
+    with pytest.raises(DownloadError, match="checksum mismatch") as error:
+        fetch(f"{server.url}/data.bin", tmp_path, md5="0" * 32, retries=4, backoff=0, progress=False)
+    assert not isinstance(error.value, TransferError)
+    assert server.statuses("/data.bin") == [200]
+
+
+def test_connection_refused_is_retried_then_one_transfer_error(tmp_path: Path) -> None:
+    with serving() as closed:
+        url = f"{closed.url}/x.bin"
+    with pytest.raises(TransferError, match=r"download of .*/x.bin failed after 3 attempts: cannot reach"):
+        fetch(url, tmp_path, retries=2, backoff=0, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".x.bin.lock"]
+
+
+def test_file_without_fetch_record_or_with_another_size_is_fetched_again(server: FileServer, tmp_path: Path) -> None:
+    server.files["/data.bin"] = PAYLOAD
+    (tmp_path / "data.bin").write_bytes(PAYLOAD[:100])  # a truncated copy left by an older version
+    path = fetch(f"{server.url}/data.bin", tmp_path, backoff=0, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    fetch(f"{server.url}/data.bin", tmp_path, backoff=0, progress=False)
+    assert server.statuses("/data.bin") == [200]  # recorded: trusted
+    path.write_bytes(PAYLOAD[:10])
+    fetch(f"{server.url}/data.bin", tmp_path, backoff=0, progress=False)
+    assert path.read_bytes() == PAYLOAD and server.statuses("/data.bin") == [200, 200]
+
+
+@pytest.mark.parametrize(
+    "segment",
+    ["%2Fsomewhere%2Fevil.bin", "..%2F..%2Fx.bin", "%2E%2E", "a%5Cb.bin", "x%00.bin", "n" * 300],
+    ids=["encoded-absolute", "encoded-dotdot", "encoded-parent", "backslash", "nul", "too-long"],
+)
+def test_unsafe_url_names_are_refused_before_any_request(server: FileServer, tmp_path: Path, segment: str) -> None:
+    with pytest.raises(UnsafeNameError, match="is not a safe file name"):
+        fetch(f"{server.url}/any/{segment}", tmp_path / "dest", progress=False)
+    assert server.requests == []
+    assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize("name", ["../x.bin", "/tmp/x.bin", "a/b.bin", "..", "a\\b"])
+def test_unsafe_filename_argument_is_refused(tmp_path: Path, name: str) -> None:
+    source = tmp_path / "src.bin"
+    source.write_bytes(b"x")
+    with pytest.raises(UnsafeNameError, match="filename"):
+        fetch(str(source), tmp_path / "dest", filename=name, progress=False)
+    assert not (tmp_path / "dest").exists()
+
+
+def test_complete_no_length_body_is_confirmed_by_a_416(server: FileServer, tmp_path: Path) -> None:
+    server.files["/whole.bin"] = PAYLOAD
+    server.no_length = True
+    path = fetch(f"{server.url}/whole.bin", tmp_path, sha256=sha(PAYLOAD), backoff=0, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert [(r, s) for _, r, s in server.requests] == [(None, 200), (f"bytes={len(PAYLOAD)}-", 416)]
+    assert record_of(path)["verified"] == ["sha256"]

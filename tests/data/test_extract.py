@@ -9,11 +9,20 @@ import stat
 import tarfile
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from facenet_core.data import extract as extract_module
-from facenet_core.data.extract import UnsafeArchiveError, archive_kind, extract, is_extracted
+from facenet_core.data.extract import (
+    ArchiveLimitError,
+    ExtractConflictError,
+    UnsafeArchiveError,
+    archive_kind,
+    extract,
+    is_extracted,
+    missing_entries,
+)
 
 FILES = {"people/Ann/Ann_0001.jpg": b"ann-one", "people/Ann/Ann_0002.jpg": b"ann-two", "people/Bob/Bob_0001.jpg": b"b"}
 
@@ -195,3 +204,103 @@ def test_not_an_archive_and_truncated_archive(tmp_path: Path) -> None:
     cut.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(ValueError, match="damaged or truncated"):
         extract(cut, tmp_path / "out2", progress=False)
+
+
+def test_archives_sharing_a_top_level_folder_are_merged(tmp_path: Path) -> None:
+    part_a = make_tar(tmp_path / "part_a.tar", {"imgs/PersonA/a1.jpg": b"a1", "imgs/PersonA/a2.jpg": b"a2"}, "w")
+    part_b = make_tar(tmp_path / "part_b.tar", {"imgs/PersonB/b1.jpg": b"b1"}, "w")
+    target = tmp_path / "out"
+    extract(part_a, target, progress=False)
+    extract(part_b, target, progress=False)
+    expected = {"imgs/PersonA/a1.jpg": b"a1", "imgs/PersonA/a2.jpg": b"a2", "imgs/PersonB/b1.jpg": b"b1"}
+    assert {k: v for k, v in tree(target).items() if not k.startswith(".")} == expected
+    assert is_extracted(part_a, target) and is_extracted(part_b, target)
+    assert missing_entries(target) == []
+
+    # A rerun notices an incomplete tree and restores only what is missing.
+    (target / "imgs/PersonA/a2.jpg").unlink()
+    assert missing_entries(target) == ["imgs/PersonA/a2.jpg"]
+    assert not is_extracted(part_a, target) and is_extracted(part_b, target)
+    extract(part_a, target, progress=False)
+    assert {k: v for k, v in tree(target).items() if not k.startswith(".")} == expected
+
+
+def test_tree_left_by_the_version_that_replaced_folders_is_repaired(tmp_path: Path) -> None:
+    """Version 1 wrote both markers but kept only the last archive's imgs/: a rerun notices and merges."""
+    part_a = make_tar(tmp_path / "part_a.tar", {"imgs/PersonA/a1.jpg": b"a1"}, "w")
+    part_b = make_tar(tmp_path / "part_b.tar", {"imgs/PersonB/b1.jpg": b"b1"}, "w")
+    target = tmp_path / "out"
+    (target / "imgs/PersonB").mkdir(parents=True)
+    (target / "imgs/PersonB/b1.jpg").write_bytes(b"b1")
+    for part in (part_a, part_b):
+        old = {"version": 1, "archives": extract_module._identity([part]), "sha256": "0" * 64, "entries": 1}
+        (target / f".extracted.{part.name}.json").write_text(json.dumps(old))
+    extract(part_a, target, progress=False)
+    extract(part_b, target, progress=False)
+    assert {k: v for k, v in tree(target).items() if not k.startswith(".")} == {
+        "imgs/PersonA/a1.jpg": b"a1",
+        "imgs/PersonB/b1.jpg": b"b1",
+    }
+
+
+def test_files_the_archive_did_not_write_are_never_replaced(tmp_path: Path) -> None:
+    archive = make_tar(tmp_path / "a.tgz", FILES)
+    target = tmp_path / "out"
+    (target / "people/Ann").mkdir(parents=True)
+    (target / "people/Ann/Ann_0001.jpg").write_bytes(b"mine")  # the user's, differs from the archive's
+    (target / "people/Bob").write_bytes(b"a file where the archive has a folder")
+    (target / "people/Ann/notes.txt").write_bytes(b"notes")
+    before = tree(target)
+    with pytest.raises(ExtractConflictError, match="2 entries would replace files .* people/Ann/Ann_0001.jpg"):
+        extract(archive, target, progress=False)
+    assert {k: v for k, v in tree(target).items() if k != ".extract.lock"} == before  # nothing moved or deleted
+    assert not any(p.name.startswith(".partial") for p in target.iterdir())
+    (target / "people/Bob").unlink()
+    (target / "people/Ann/Ann_0001.jpg").write_bytes(b"ann-one")  # same bytes as the archive's: fine
+    extract(archive, target, progress=False)
+    assert (target / "people/Ann/notes.txt").read_bytes() == b"notes"
+    assert tree(target / "people/Bob") == {"Bob_0001.jpg": b"b"}
+
+
+def zeros_tgz(path: Path, size: int) -> Path:
+    return make_tar(path, {"big/zeros.bin": bytes(size)})
+
+
+def test_archive_bomb_is_refused_before_writing(tmp_path: Path) -> None:
+    archive = zeros_tgz(tmp_path / "bomb.tgz", 8 << 20)  # ~8 KB compressed, 8 MiB extracted
+    ratio = (8 << 20) / archive.stat().st_size
+    assert ratio > 100
+    with pytest.raises(
+        ArchiveLimitError, match=r"bomb.tgz: extracts to 8,388,608 bytes, .*bound 100:1.*max_extract_ratio"
+    ):
+        extract(archive, tmp_path / "out", progress=False)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".extract.lock"]
+    extract(archive, tmp_path / "out", progress=False, max_ratio=ratio + 1)  # a catalogue entry may allow more
+    assert (tmp_path / "out/big/zeros.bin").stat().st_size == 8 << 20
+
+
+def test_zip_bomb_is_refused_from_its_directory(tmp_path: Path) -> None:
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", bytes(8 << 20))
+    with pytest.raises(ArchiveLimitError, match="bomb.zip: extracts to 8,388,608 bytes"):
+        extract(archive, tmp_path / "out", progress=False)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".extract.lock"]
+
+
+def test_archive_larger_than_the_free_space_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = make_tar(tmp_path / "a.tgz", FILES)
+    monkeypatch.setattr(extract_module.shutil, "disk_usage", lambda path: SimpleNamespace(free=10))
+    with pytest.raises(ArchiveLimitError, match="extracts to 15 bytes but .* has only 10 bytes free"):
+        extract(archive, tmp_path / "out", progress=False)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".extract.lock"]
+
+
+def test_root_entry_and_unsafe_member_names(tmp_path: Path) -> None:
+    with_root = make_tar(tmp_path / "root.tar", FILES, "w", extra=[tarfile.TarInfo("./")])
+    assert tree(extract(with_root, tmp_path / "ok", progress=False) / "people")["Bob/Bob_0001.jpg"] == b"b"
+    for index, name in enumerate(["people\\..\\..\\evil", "people/" + "n" * 300, "C:/evil"]):
+        archive = make_tar(tmp_path / f"bad{index}.tar", {**FILES, name: b"x"}, "w")
+        with pytest.raises(UnsafeArchiveError, match="refusing to extract"):
+            extract(archive, tmp_path / f"out{index}", progress=False)
+        assert [p.name for p in (tmp_path / f"out{index}").iterdir()] == [".extract.lock"]
