@@ -223,3 +223,68 @@ def test_cli_catalogue_name_with_mirror(tmp_path: Path, monkeypatch: pytest.Monk
     code = run_cli(["mirrored", "--mirror", str(mirror), "--workspace", str(tmp_path / "ws"), "--quiet"])
     assert code == 0
     assert Path(capsys.readouterr().out.strip()) == (tmp_path / "ws" / "raw" / "mirrored" / "set").resolve()
+
+
+def tiny_entry(**extra) -> dict:
+    return {"description": "d", **extra}
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ({"..": tiny_entry()}, "entry name '..' is not a safe file name"),
+        ({".": tiny_entry()}, "entry name '.' is not a safe file name"),
+        ({"x": tiny_entry(files=[{"url": "http://h/x.tgz", "filename": "../../../../x.bin"}])}, "is not a safe"),
+        ({"x": tiny_entry(files=[{"url": "http://h/a/..%2F..%2Fx.bin"}])}, "contains a path separator"),
+        ({"x": tiny_entry(files=[{"url": "http://h/a/%2E%2E"}])}, "refers to a folder"),
+        ({"x": tiny_entry(files=[{"filename": "/etc/x.bin"}])}, "is not a safe"),
+        ({"x": tiny_entry(max_extract_ratio=0)}, "greater than 0"),
+    ],
+    ids=["dotdot", "dot", "filename", "encoded-url", "encoded-parent", "absolute", "ratio"],
+)
+def test_catalogue_with_unsafe_names_fails_when_read(tmp_path: Path, entries: dict, message: str) -> None:
+    catalogue = write_user_catalogue(tmp_path / "bad.yaml", entries)
+    with pytest.raises(ValueError, match=message) as error:
+        load_catalogue([catalogue])
+    assert str(catalogue) in str(error.value)
+
+
+def test_max_extract_ratio_comes_from_the_entry(tmp_path: Path) -> None:
+    catalogue = write_user_catalogue(tmp_path / "c.yaml", {"dense": tiny_entry(max_extract_ratio=500)})
+    resolved = resolve_dataset(DatasetConfig(catalogue=f"{catalogue}#dense", files=[DownloadFile(url="/x.tgz")]))
+    assert resolved.max_extract_ratio == 500
+    own = resolve_dataset(DatasetConfig(catalogue=f"{catalogue}#dense", max_extract_ratio=2.0))
+    assert own.max_extract_ratio == 2.0
+
+
+def test_prepare_merges_two_archives_and_restores_what_goes_missing(tmp_path: Path) -> None:
+    part_a = make_tgz(tmp_path / "part_a.tgz", {"imgs/PersonA/a_1.jpg": jpeg(1), "imgs/PersonA/a_2.jpg": jpeg(2)})
+    part_b = make_tgz(tmp_path / "part_b.tgz", {"imgs/PersonB/b_1.jpg": jpeg(3)})
+    dataset = DatasetConfig(
+        name="two", images_subdir="imgs", files=[DownloadFile(url=str(part_a)), DownloadFile(url=str(part_b))]
+    )
+    workspace = Workspace(tmp_path / "ws")
+    root = prepare_raw(dataset, workspace, progress=False)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.jpg")) == [
+        "PersonA/a_1.jpg",
+        "PersonA/a_2.jpg",
+        "PersonB/b_1.jpg",
+    ]
+    (root / "PersonA/a_2.jpg").unlink()
+    assert prepare_raw(dataset, workspace, progress=False) == root  # the marker alone is not trusted
+    assert (root / "PersonA/a_2.jpg").read_bytes() == jpeg(2)
+
+
+@pytest.mark.parametrize("subdir", ["../../elsewhere", "/tmp", "a/../../b"])
+def test_images_subdir_cannot_leave_the_dataset_folder(tmp_path: Path, subdir: str) -> None:
+    archive = make_tgz(tmp_path / "a.tgz", {"faces/Ann/Ann_0001.jpg": jpeg(1)})
+    dataset = DatasetConfig(name="d", images_subdir=subdir, files=[DownloadFile(url=str(archive))])
+    with pytest.raises(ValueError, match="images_subdir .* is not a safe relative path|not a safe file name"):
+        prepare_raw(dataset, Workspace(tmp_path / "ws"), progress=False)
+
+
+def test_cli_refuses_unsafe_dataset_names(tmp_path: Path) -> None:
+    for name in ("..", f"{tmp_path}/c.yaml#.."):
+        with pytest.raises(ValueError, match="dataset name '..' is not a safe file name"):
+            run_cli([name, "--workspace", str(tmp_path / "ws")])
+    assert not (tmp_path / "ws").exists()
