@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from prefect import get_run_logger
 
 from facenet_core.config import Config, DatasetConfig, DownloadFile, EvalSet
 from facenet_core.data.catalogue import resolve_dataset
 from facenet_core.data.manifest import manifest_fingerprint
 from facenet_core.detect.options import CropOptions
 from facenet_core.fileio import sha256_json
+from facenet_core.tracking.contract import preprocessing, source_aligned
 from facenet_core.workspace import Workspace
 from flows.crop import crop_options, run_crop
 from tasks import prepare as prepare_tasks
@@ -48,29 +51,48 @@ def crop_folder(cfg: Config, ws: Workspace, raw_root: Path, name: str) -> tuple[
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The training manifest and, when this run cropped them, the crops by raw root."""
+    """The training manifest, the crops this run made (by raw root) and what the training images
+    went through (`contract.preprocessing`: crop method, size, margin, source alignment)."""
 
     manifest: str
     fingerprint: str
     crops: dict[Path, tuple[Path, str]]
+    preprocessing: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
-    """Bring the training data to a manifest: existing manifest, cropped root, or raw dataset."""
+    """Bring the training data to a manifest: existing manifest, cropped root, or raw dataset.
+
+    A raw dataset is MTCNN-cropped unless the config says `crop: none`, pre-aligned ones
+    (insightface RecordIO packs) included, as the seed cropped glint360k.
+    """
     if cfg.training_dataset_csv_path:
         path = Path(cfg.training_dataset_csv_path).expanduser().resolve()
-        return TrainingData(str(path), manifest_fingerprint(path), {})
+        done = preprocessing(cfg, cropped_here=False)
+        return TrainingData(str(path), manifest_fingerprint(path), {}, done)
     crops: dict[Path, tuple[Path, str]] = {}
     name = cfg.dataset.name
     if cfg.dataroot:
         root = Path(cfg.dataroot).expanduser().resolve()
         fingerprint = tree_fingerprint(root)
+        done = preprocessing(cfg, aligned=source_aligned(cfg.dataset), cropped_here=False)
     else:
         dataset = resolve_dataset(cfg.dataset)
         raw = fetch_dataset(ws, dataset)
-        if dataset.aligned:
+        done = preprocessing(cfg, aligned=dataset.aligned, cropped_here=True)
+        if cfg.crop == "none":
+            get_run_logger().info("crop: none: training on the images of %s as they are (%s)", raw, done)
             root, fingerprint = raw, tree_fingerprint(raw)
+            name = f"{name}-uncropped"
         else:
+            if dataset.aligned:
+                get_run_logger().info(
+                    "dataset %s is pre-aligned: MTCNN-cropped anyway (%d px, margin %d) as the seed did; "
+                    "crop: none trains on its faces as they are",
+                    dataset.name,
+                    cfg.crop_image_size,
+                    cfg.crop_margin,
+                )
             root, fingerprint = crop_folder(cfg, ws, raw, cfg.dataset.name)
             crops[raw] = (root, fingerprint)
             name = root.name
@@ -85,7 +107,7 @@ def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
         validate=cfg.manifest_validate,
         dedupe=cfg.manifest_dedupe,
     )
-    return TrainingData(built["manifest"], built["fingerprint"], crops)
+    return TrainingData(built["manifest"], built["fingerprint"], crops, done)
 
 
 def _resolve(base: Path | None, value: str | None) -> str | None:

@@ -57,6 +57,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
         {s["name"]: fp for s, fp in eval_sets},
         str(flow_run.id or ""),
         str(run_dir),
+        data.preprocessing,
     )
 
     make_triplets = train_tasks.make_triplets.with_options(**storage)
@@ -105,6 +106,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
         evaluations,
         [s for s, _ in eval_sets],
         data.fingerprint,
+        data.preprocessing,
     )
     return {
         "run_key": key,

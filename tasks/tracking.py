@@ -8,8 +8,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from facenet_core.config import Config, EvalSet
+from facenet_core.tracking import contract, provenance, registry, runs
 from facenet_core.tracking import metrics as tracking_metrics
-from facenet_core.tracking import provenance, registry, runs
 from facenet_core.tracking.uri import resolve_tracking
 from facenet_core.train.checkpoints import promote_best, weights_of_epoch
 
@@ -22,8 +22,10 @@ def open_tracking_run(
     eval_fingerprints: dict[str, str],
     flow_run_id: str,
     run_dir: str,
+    preprocessing: dict[str, Any] | None = None,
 ) -> dict[str, str | None]:
-    """The MLflow run of this run_key (reopened on resume) with provenance tags.
+    """The MLflow run of this run_key (reopened on resume) with provenance tags and the tags of
+    what the training images went through (`preprocessing`, see `contract.preprocessing`).
 
     When MLflow is unreachable the run id is None: training goes on, its metrics are buffered
     under run_dir, and the next run that reaches MLflow replays them into the reopened run.
@@ -33,6 +35,8 @@ def open_tracking_run(
     tags = provenance.provenance_tags(
         manifest_fingerprint=manifest_fingerprint, eval_fingerprints=eval_fingerprints, flow_run_id=flow_run_id or None
     )
+    if preprocessing is not None:
+        tags.update(contract.preprocessing_tags(preprocessing))
     try:
         run_id = runs.open_run(cfg, run_key, tags=tags)
     except Exception as error:  # any failure to reach the store: train now, log later
@@ -62,6 +66,7 @@ def register_model(
     evaluations: list[dict[str, Any]],
     eval_sets: list[dict[str, Any]],
     manifest_fingerprint: str,
+    preprocessing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Register the best epoch's model as `facenet`; `champion` moves only when it wins on the same set.
 
@@ -85,6 +90,7 @@ def register_model(
         best["eval_set_fingerprint"],
         eval_set=eval_set,
         manifest_fingerprint=manifest_fingerprint,
+        preprocessing=preprocessing,
     )
     get_run_logger().info("registered %s from epoch %d: %s", registered["model_uri"], best["epoch"], registered)
     return {**registered, "epoch": best["epoch"]}

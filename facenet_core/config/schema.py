@@ -60,7 +60,9 @@ class DatasetConfig(_Strict):
         None, gt=0, description="largest extracted/archive size ratio accepted (default 100; more for trusted archives)"
     )
     format: Literal["folders", "recordio"] = "folders"
-    aligned: bool = Field(False, description="faces already aligned: skip MTCNN, only resize")
+    aligned: bool = Field(
+        False, description="faces come aligned (insightface 112x112); recorded, cropped unless crop: none"
+    )
     generate: Literal["synthetic"] | None = Field(None, description="build the demo dataset instead of fetching")
     synthetic: dict[str, int] = Field(default_factory=dict, description="make_demo_dataset parameters (generate)")
 
@@ -126,6 +128,11 @@ class Config(_Strict):
     seed: int = 0
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     identities_file: str | None = Field(None, description="train only on the people listed (one per line)")
+    crop: Literal["mtcnn", "none"] = Field(
+        "mtcnn",
+        description="training images: MTCNN-cropped at crop_image_size/crop_margin as the seed (mtcnn), "
+        "or used as they are, e.g. insightface's pre-aligned 112x112 faces (none)",
+    )
     crop_image_size: int = Field(224, ge=1)
     crop_margin: int = Field(0, ge=0)
     crop_batch_size: int = Field(16, ge=1)

@@ -6,23 +6,71 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from facenet_core.config.schema import Config
+from facenet_core.config.schema import Config, DatasetConfig
 
 CONTRACT_FILE = "facenet_contract.json"
 CROP_METHOD = "mtcnn-sandberg"
+NO_CROP = "none"
+PRE_ALIGNED = "pre-aligned"
+UNALIGNED = "unaligned"
+BY_PIPELINE = "pipeline"
+BY_USER = "user"
+PREPROCESSING_KEYS = ("crop_method", "crop_image_size", "crop_margin", "source_alignment", "crop_done_by")
+TAG_PREFIX = "facenet.preprocessing."
 FAR_TARGET = 1e-3
 
 
-def build_contract(config: Config, checkpoint: Mapping[str, Any], eval_metrics: Mapping[str, Any]) -> dict[str, Any]:
+def source_aligned(dataset: DatasetConfig) -> bool:
+    """Whether the dataset's faces come aligned: its own `aligned`, else its catalogue entry's."""
+    if dataset.aligned or not dataset.catalogue:
+        return dataset.aligned
+    from facenet_core.data.catalogue import lookup
+
+    return lookup(dataset.catalogue).aligned
+
+
+def preprocessing(config: Config, *, aligned: bool | None = None, cropped_here: bool | None = None) -> dict[str, Any]:
+    """What the training images went through: crop method, crop size and margin, source alignment
+    and who cropped them (the pipeline's crop stage, or the user for --dataroot / a given manifest).
+
+    `aligned` and `cropped_here` default to what the config says (`dataset`, `dataroot`,
+    `training_dataset_csv_path`); the training flow passes what it actually did.
+    """
+    if aligned is None:
+        aligned = source_aligned(config.dataset)
+    if cropped_here is None:
+        cropped_here = not (config.dataroot or config.training_dataset_csv_path)
+    cropped = config.crop == "mtcnn"
+    return {
+        "crop_method": CROP_METHOD if cropped else NO_CROP,
+        "crop_image_size": config.crop_image_size if cropped else None,
+        "crop_margin": config.crop_margin if cropped else None,
+        "source_alignment": PRE_ALIGNED if aligned else UNALIGNED,
+        "crop_done_by": (BY_PIPELINE if cropped_here else BY_USER) if cropped else None,
+    }
+
+
+def preprocessing_tags(record: Mapping[str, Any]) -> dict[str, str]:
+    """A preprocessing record as MLflow run tags `facenet.preprocessing.<key>` ("none" for a value
+    that does not apply, so a run without a crop says so)."""
+    return {f"{TAG_PREFIX}{key}": NO_CROP if record[key] is None else str(record[key]) for key in PREPROCESSING_KEYS}
+
+
+def build_contract(
+    config: Config,
+    checkpoint: Mapping[str, Any],
+    eval_metrics: Mapping[str, Any],
+    preprocessing_record: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The contract of a checkpoint: crop, resize, normalisation, layout and decision thresholds.
 
-    Values the checkpoint records (image size, mean/std) win over the config's.
+    Values the checkpoint records (image size, mean/std) win over the config's; the crop part is
+    `preprocessing_record` (what the training flow did), else what the config says.
     """
     far_threshold = eval_metrics.get("threshold_at_far")
+    record = dict(preprocessing_record or preprocessing(config))
     return {
-        "crop_method": CROP_METHOD,
-        "crop_image_size": config.crop_image_size,
-        "crop_margin": config.crop_margin,
+        **{key: record[key] for key in PREPROCESSING_KEYS},
         "input_size": int(checkpoint.get("image_size") or config.image_size),
         "mean": [float(v) for v in checkpoint.get("normalize_mean") or config.normalize_mean],
         "std": [float(v) for v in checkpoint.get("normalize_std") or config.normalize_std],
@@ -40,10 +88,13 @@ def build_contract(config: Config, checkpoint: Mapping[str, Any], eval_metrics: 
 
 
 def contract_tags(contract: Mapping[str, Any]) -> dict[str, str]:
-    """The contract as model-version tags `contract.<key>`; lists joined by commas."""
+    """The contract as model-version tags `contract.<key>`; lists joined by commas; a crop value
+    that does not apply reads "none", other missing values are left out."""
     tags = {}
     for key, value in contract.items():
-        if value is None:
+        if value is None and key in PREPROCESSING_KEYS:
+            value = NO_CROP
+        elif value is None:
             continue
         text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
         tags[f"contract.{key}"] = text

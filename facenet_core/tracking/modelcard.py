@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from facenet_core.config.schema import Config, EvalSet
+from facenet_core.tracking.contract import NO_CROP, PRE_ALIGNED
 
 _REAL_FACES = (
     "Photographs of real people collected from the web without their consent for this use. Distributed "
@@ -22,9 +23,14 @@ LICENCE_NOTES = {
 }
 UNKNOWN_LICENCE = "Unknown dataset: check its licence and the consent of the people it shows before use."
 
-LIMITATIONS = """\
+CROPPED_INPUT = """\
 - Verifies aligned face crops only: faces must be cropped with the same detector, crop size and margin
-  (see the contract); other alignments lower accuracy silently.
+  (see the contract); other alignments lower accuracy silently."""
+UNCROPPED_INPUT = """\
+- Trained without a crop on the images as their source distributed them ({alignment}): faces must be
+  prepared the way that source was (for insightface packs: 5-point alignment to 112x112), not
+  MTCNN-cropped; other alignments lower accuracy silently."""
+LIMITATIONS = """\
 - Thresholds were chosen on the evaluation set named above; recalibrate them on data like yours.
 - Accuracy differs across demographic groups, ages, poses and image qualities; web-collected training
   sets over-represent some groups. Measure on your population before deciding anything about people.
@@ -32,10 +38,28 @@ LIMITATIONS = """\
 """
 
 
+def _input_limitation(contract: Mapping[str, Any]) -> str:
+    if contract["crop_method"] != NO_CROP:
+        return CROPPED_INPUT
+    alignment = "pre-aligned faces" if contract["source_alignment"] == PRE_ALIGNED else "unaligned pictures"
+    return UNCROPPED_INPUT.format(alignment=alignment)
+
+
 def _table(rows: Mapping[str, Any]) -> str:
     lines = ["| key | value |", "| --- | --- |"]
-    lines += [f"| {key} | {value} |" for key, value in rows.items()]
+    lines += [f"| {key} | {NO_CROP if value is None else value} |" for key, value in rows.items()]
     return "\n".join(lines)
+
+
+def preprocessing_summary(contract: Mapping[str, Any]) -> str:
+    """One line saying what the training images went through before the model saw them."""
+    source = f"{contract['source_alignment']} source images"
+    if contract["crop_method"] == NO_CROP:
+        return f"no crop ({source} used as distributed), resized to {contract['input_size']} px"
+    return (
+        f"{contract['crop_method']} crop at {contract['crop_image_size']} px, margin {contract['crop_margin']} "
+        f"(done by the {contract['crop_done_by']}) of {source}, resized to {contract['input_size']} px"
+    )
 
 
 def model_card(
@@ -55,6 +79,7 @@ def model_card(
         "source": dataset.path or ", ".join(f.url for f in dataset.files) or dataset.generate or dataset.catalogue,
         "identities file": config.identities_file,
         "manifest fingerprint": manifest_fingerprint,
+        "preprocessing": preprocessing_summary(contract),
     }
     recipe = {
         "architecture": checkpoint.get("model_architecture", config.model_architecture),
@@ -80,6 +105,6 @@ def model_card(
             "## Evaluation\n\n" + _table(evaluation),
             "## Preprocessing contract\n\n" + _table(contract),
             "## Licence notes of the training data\n\n" + licence,
-            "## Limitations\n\n" + LIMITATIONS,
+            "## Limitations\n\n" + _input_limitation(contract) + "\n" + LIMITATIONS,
         ]
     )

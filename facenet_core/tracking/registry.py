@@ -146,13 +146,16 @@ def register_best(
     eval_set: EvalSet | None = None,
     manifest_fingerprint: str | None = None,
     workspace: Workspace | None = None,
+    preprocessing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Log the checkpoint's model (eval mode) under `run_id`, register it and set its alias.
 
     `eval_metrics` are the metrics of this checkpoint on `eval_set` (default: the selection
     set); they must include `best_distance_threshold` and the selection metric, and may include
-    `threshold_at_far` (the threshold for FAR=1e-3). Registering the same run and checkpoint
-    again returns the existing version. Returns name, version, model_uri, alias and reason.
+    `threshold_at_far` (the threshold for FAR=1e-3). `preprocessing` is what the training images
+    went through (`contract.preprocessing`; default: what the config says). Registering the same
+    run and checkpoint again returns the existing version. Returns name, version, model_uri, alias
+    and reason.
     """
     import mlflow
     import torch
@@ -186,7 +189,7 @@ def register_best(
 
     model, checkpoint = load_model_from_checkpoint(checkpoint_path, device="cpu")
     model = model.eval()
-    contract = build_contract(config, checkpoint, eval_metrics)
+    contract = build_contract(config, checkpoint, eval_metrics, preprocessing)
     example = input_example(contract)
     with torch.inference_mode():
         signature = infer_signature(example, model(torch.from_numpy(example)).numpy())

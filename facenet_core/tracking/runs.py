@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from facenet_core.config.schema import Config
-from facenet_core.tracking import provenance
+from facenet_core.tracking import contract, provenance
 from facenet_core.tracking.uri import configure_tracking
 from facenet_core.workspace import Workspace
 
@@ -92,9 +92,10 @@ def open_run(
 
     Params are the flattened config, logged once: a value that differs on resume is not logged
     again (MLflow refuses to change a param); its key goes into the `facenet.changed_on_resume`
-    tag and the new config into a `config/config-<sha>.json` artifact. Tags: the caller's
-    (see `provenance.provenance_tags`), the git commit, and the packages list's hash, whose
-    text goes into `provenance/packages-<sha>.txt` whenever it changes.
+    tag and the new config into a `config/config-<sha>.json` artifact. Tags: what the training
+    images went through (`facenet.preprocessing.*`, from the config unless the caller's tags say
+    what the flow did), the caller's (see `provenance.provenance_tags`), the git commit, and the
+    packages list's hash, whose text goes into `provenance/packages-<sha>.txt` whenever it changes.
     """
     from mlflow import MlflowClient
     from mlflow.entities import Param, RunTag
@@ -121,7 +122,13 @@ def open_run(
     config_sha = provenance.text_sha256(json.dumps(flat, sort_keys=True))
     packages = provenance.package_list()
     packages_sha = provenance.text_sha256(packages)
-    all_tags = {**provenance.git_state(), **(tags or {}), TAG_CONFIG: config_sha, provenance.TAG_PACKAGES: packages_sha}
+    all_tags = {
+        **provenance.git_state(),
+        **contract.preprocessing_tags(contract.preprocessing(config)),
+        **(tags or {}),
+        TAG_CONFIG: config_sha,
+        provenance.TAG_PACKAGES: packages_sha,
+    }
     if changed:
         previous = set(filter(None, existing_tags.get(TAG_CHANGED, "").split(",")))
         all_tags[TAG_CHANGED] = ",".join(sorted(previous | set(changed)))
