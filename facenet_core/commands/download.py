@@ -69,7 +69,10 @@ def _needs_dest(args: argparse.Namespace, flag: str) -> Path:
 
 
 def _is_location(source: str) -> bool:
-    return "://" in source or Path(source).expanduser().is_file()
+    try:
+        return "://" in source or Path(source).expanduser().is_file()
+    except OSError:  # a name too long to be a path: a (bad) catalogue name
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
