@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from facenet_core.config.cli_args import add_flag, parse_bool
+from facenet_core.config.cli_args import add_flag, config_range, device_option, parse_bool
 
 
 def register(subparsers) -> None:
@@ -22,12 +22,20 @@ def register(subparsers) -> None:
     )
     parser.add_argument("input_root", help="folder of identity folders holding the images")
     parser.add_argument("output_root", help="folder that receives <identity>/<stem>.png and detections.parquet")
-    add_flag(parser, "image_size", type=int, default=224, help="side of the square crops (px)")
-    parser.add_argument("--margin", type=int, default=0, help="pixels added around the face box (half per side)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    add_flag(parser, "crop_batch_size", type=int, default=16, help="images per detector call")
-    parser.add_argument("--workers", type=int, default=0, help="worker processes (0: one per CPU core)")
-    add_flag(parser, "shard_size", type=int, default=256, help="identity folders per shard")
+    add_flag(
+        parser, "image_size", type=config_range("crop_image_size"), default=224, help="side of the square crops (px)"
+    )
+    parser.add_argument(
+        "--margin", type=config_range("crop_margin"), default=0, help="pixels added around the face box (half per side)"
+    )
+    parser.add_argument("--device", type=device_option, default="auto", help="auto, cpu, cuda or cuda:N")
+    add_flag(
+        parser, "crop_batch_size", type=config_range("crop_batch_size"), default=16, help="images per detector call"
+    )
+    parser.add_argument(
+        "--workers", type=config_range("crop_workers"), default=0, help="worker processes (0: one per CPU core)"
+    )
+    add_flag(parser, "shard_size", type=config_range("crop_shard_size"), default=256, help="identity folders per shard")
     add_flag(
         parser,
         "png_compress_level",

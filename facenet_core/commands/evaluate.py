@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
-from facenet_core.config.cli_args import HelpFormatter, add_flag, parse_bool
+from facenet_core.config.cli_args import HelpFormatter, add_flag, config_range, device_option, parse_bool
 from facenet_core.config.schema import Config, DistanceMetric, Protocol
 
 if TYPE_CHECKING:
@@ -44,14 +44,26 @@ def register(subparsers) -> None:
     )
     add_flag(parser, "train_pairs", default=None, help="pairsDevTrain.txt for --protocol train_test")
     add_flag(parser, "people_file", default=None, help="keep only pairs whose people are listed (peopleDevTest.txt)")
-    add_flag(parser, "lfw_batch_size", type=int, default=DEFAULTS.lfw_batch_size, help="images per forward pass")
-    add_flag(parser, "image_size", type=int, default=None, help="input size (None: the checkpoint's, else 140)")
-    add_flag(parser, "device", default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
+    add_flag(
+        parser,
+        "lfw_batch_size",
+        type=config_range("lfw_batch_size"),
+        default=DEFAULTS.lfw_batch_size,
+        help="images per forward pass",
+    )
+    add_flag(
+        parser,
+        "image_size",
+        type=config_range("image_size"),
+        default=None,
+        help="input size (None: the checkpoint's, else 140)",
+    )
+    add_flag(parser, "device", type=device_option, default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
     add_flag(parser, "flip_tta", type=parse_bool, nargs="?", const=True, default=False, help="add mirrored images")
     add_flag(
         parser, "distance_metric", choices=get_args(DistanceMetric), default=DEFAULTS.distance_metric, help="distance"
     )
-    add_flag(parser, "num_workers", type=int, default=0, help="image decoding worker processes")
+    add_flag(parser, "num_workers", type=config_range("num_workers"), default=0, help="image decoding worker processes")
     add_flag(parser, "report_dir", default=None, help="also write metrics.parquet and ROC/accuracy PNGs here")
     add_flag(parser, "json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from facenet_core.config.cli_args import add_flag
+from facenet_core.config.cli_args import add_flag, config_range
 
 
 def register(subparsers) -> None:
@@ -33,7 +33,9 @@ def register(subparsers) -> None:
         "--fast", action="store_true", help="trust extensions: read only image headers instead of decoding"
     )
     parser.add_argument("--dedupe", action="store_true", help="drop byte-identical duplicates (reads every byte)")
-    parser.add_argument("--workers", type=int, default=0, help="scan processes (0: one per CPU core)")
+    parser.add_argument(
+        "--workers", type=config_range("num_workers"), default=0, help="scan processes (0: one per CPU core)"
+    )
     add_flag(parser, "no_progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from facenet_core.config.cli_args import add_flag
+from facenet_core.config.cli_args import add_flag, config_range, ranged
 from facenet_core.fileio import atomic_write_json, atomic_write_text
 
 
@@ -23,9 +23,13 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("manifest", help="manifest (.parquet) built by `facenet manifest`")
-    parser.add_argument("--sample", type=int, default=None, help="measure this many random images (none: all of them)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random sample")
-    parser.add_argument("--workers", type=int, default=0, help="processes (0: one per CPU core)")
+    parser.add_argument(
+        "--sample", type=ranged({"ge": 1}), default=None, help="measure this many random images (none: all of them)"
+    )
+    parser.add_argument("--seed", type=config_range("seed"), default=0, help="seed of the random sample")
+    parser.add_argument(
+        "--workers", type=config_range("num_workers"), default=0, help="processes (0: one per CPU core)"
+    )
     parser.add_argument("--out", default=None, help="output stem (none: <manifest stem>.stats beside the manifest)")
     add_flag(parser, "no_progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)

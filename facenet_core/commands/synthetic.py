@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from facenet_core.config.cli_args import add_flag
+from facenet_core.config.cli_args import add_flag, ranged
+from facenet_core.config.schema import SYNTHETIC_RANGES
 
 COUNTS = {
     "num_train_identities": (64, "identities in train/"),
@@ -32,7 +33,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("out_dir", help="folder to write the dataset and archive into")
     for name, (default, doc) in COUNTS.items():
-        add_flag(parser, name, dest=name, type=int, default=default, help=doc)
+        low, high = SYNTHETIC_RANGES[name]
+        add_flag(parser, name, dest=name, type=ranged({"ge": low, "le": high}), default=default, help=doc)
     parser.set_defaults(func=run)
 
 

@@ -6,7 +6,8 @@ import argparse
 import time
 
 from facenet_core.config import load_config
-from facenet_core.config.cli_args import add_config_arguments, overrides_from_args
+from facenet_core.config.cli_args import add_config_arguments, overrides_from_args, ranged
+from facenet_core.config.schema import MAX_EPOCHS
 
 FIELDS = ["seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch"]
 
@@ -22,7 +23,12 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--manifest", required=True, help="manifest (.parquet) built by `facenet manifest`")
-    parser.add_argument("--epoch", type=int, required=True, help="epoch number (part of the random seed)")
+    parser.add_argument(
+        "--epoch",
+        type=ranged({"ge": 0, "lt": MAX_EPOCHS}),
+        required=True,
+        help="epoch number (part of the random seed)",
+    )
     parser.add_argument("--out", required=True, help="triplets file to write (.npy)")
     add_config_arguments(parser, fields=FIELDS)
     parser.set_defaults(func=run)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import yaml
-
-from facenet_core.config.schema import Config
+from facenet_core.config.loading import parse_yaml
+from facenet_core.config.schema import Config, bounds_text, check_device, field_bounds, within
 
 SCALAR_TYPES = (str, int, float, bool)
 
@@ -31,6 +30,38 @@ def parse_bool(text: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def ranged(bounds: dict[str, float], kind: type = int) -> Callable[[str], Any]:
+    """argparse type: a number of `kind` inside `bounds` (ge/gt/le/lt), else a message with the range."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            kind_name = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind_name}, got {text!r}") from None
+        if not within(value, bounds):
+            raise argparse.ArgumentTypeError(f"{value} is out of range (allowed {bounds_text(bounds)})")
+        return value
+
+    return parse
+
+
+def device_option(text: str) -> str:
+    """argparse type for --device: auto, cpu, cuda or cuda:N."""
+    try:
+        return check_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def config_range(field_name: str, kind: type = int) -> Callable[[str], Any]:
+    """argparse type for a command option that means the config field `field_name`: the same range."""
+    bounds = field_bounds((field_name,))
+    if not bounds:
+        raise KeyError(f"config field {field_name!r} has no range")
+    return ranged(bounds, kind)
 
 
 def _field_is_plain_str(annotation: Any) -> bool:
@@ -68,9 +99,10 @@ def _parse_value(field_name: str, raw: str) -> Any:
     annotation = Config.model_fields[field_name].annotation
     if _field_is_plain_str(annotation):
         return raw
-    value = yaml.safe_load(raw)
+    source = f"--{field_name}"
+    value = parse_yaml(raw, source)
     if isinstance(value, str) and "," in value:
-        value = [yaml.safe_load(part) for part in value.split(",")]
+        value = [parse_yaml(part, source) for part in value.split(",")]
     return value
 
 

@@ -9,11 +9,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from facenet_core.config.schema import Config
+from facenet_core.config.schema import Config, bounds_text, field_bounds
+from facenet_core.errors import UserError
 from facenet_core.fileio import atomic_write_text
 
+RANGE_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A preset or override that does not validate; the message names the field."""
 
 
@@ -32,19 +35,44 @@ def read_preset(preset: str | os.PathLike) -> dict[str, Any]:
     path = Path(preset)
     if not path.is_file():
         raise ConfigError(f"preset {path} not found (presets live in deployments/, e.g. deployments/demo.yaml)")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = parse_yaml(path.read_bytes(), f"preset {path}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"preset {path} must be a mapping of config fields, got {type(data).__name__}")
     return data
 
 
+def parse_yaml(text: str | bytes, source: str) -> Any:
+    """YAML with only plain types (no python/object tags); ConfigError naming `source`, line and column."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{source}: byte {error.start} is not UTF-8: save it as UTF-8 text") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if "constructor" in problem:
+            problem += "; only plain YAML is accepted (mappings, lists, strings, numbers, booleans)"
+        raise ConfigError(f"{source} is not valid YAML{where}: {problem}") from None
+
+
 def format_validation_error(error: ValidationError, source: str) -> str:
-    """One line per bad field: its dotted name, the problem and the value given."""
-    lines = [f"invalid configuration ({source}):"]
+    """One line: per bad field its dotted name, the problem (with the allowed range) and the value given."""
+    problems = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(config)"
-        lines.append(f"  {field}: {item['msg']}; got {item.get('input')!r}")
-    return "\n".join(lines)
+        message = item["msg"].removeprefix("Value error, ")
+        bounds = field_bounds(item["loc"]) if item["type"] in RANGE_ERRORS else {}
+        if bounds:
+            message += f" (allowed range {bounds_text(bounds)})"
+        if item["loc"]:
+            field = ".".join(str(part) for part in item["loc"])
+            problems.append(f"{field}: {message}, got {item.get('input')!r}")
+        else:
+            problems.append(message)  # a check across fields: the message names them
+    return f"invalid configuration ({source}): " + "; ".join(problems)
 
 
 def load_config(preset: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> Config:

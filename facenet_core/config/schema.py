@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import operator
+import re
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -13,10 +16,37 @@ OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
 # Smallest input each architecture accepts (timm's inception_resnet_v2 collapses below 75 px).
 MIN_IMAGE_SIZE = {"inceptionresnetv2": 75}
 MIN_IMAGE_SIZE_DEFAULT = 32
+# Realistic ranges (checked before any work starts): wide enough for any real run, narrow enough
+# that a typo fails at once instead of after minutes of work with a MemoryError.
+MAX_IMAGE_SIZE = 1024
+MAX_EPOCHS = 100_000
+MAX_WORKERS = 1024
+MAX_LEARNING_RATE = 10.0
+MAX_SEED = 2**32 - 1
+MAX_TRIPLETS_PER_EPOCH = 100_000_000  # 1.2 GB of int32 triplets per epoch file
+BOUND_KEYS = ("gt", "ge", "lt", "le")
+DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]{1,3})?"
+# make_demo_dataset parameters (dataset.synthetic, `facenet synthetic`): name -> (minimum, maximum).
+SYNTHETIC_RANGES = {
+    "num_train_identities": (1, 100_000),
+    "num_eval_identities": (1, 100_000),
+    "images_per_identity": (1, 1000),
+    "seed": (0, MAX_SEED),
+    "num_folds": (1, 100),
+    "pairs_per_fold": (1, 100_000),
+    "image_size": (64, MAX_IMAGE_SIZE),
+}
 
 
 Protocol = Literal["kfold10", "train_test"]
 DistanceMetric = Literal["euclidean", "cosine"]
+
+
+def check_device(value: str) -> str:
+    """`value` if it names a device the pipeline runs on, else a ValueError listing them."""
+    if not re.fullmatch(DEVICE_PATTERN, value):
+        raise ValueError(f"device {value!r} is not one of auto, cpu, cuda or cuda:N (N: the GPU number)")
+    return value
 
 
 class _Strict(BaseModel):
@@ -27,10 +57,12 @@ class LRSchedule(_Strict):
     """Learning-rate schedule over epochs (the seed had none)."""
 
     type: Literal["constant", "step", "cosine"] = "constant"
-    milestones: list[int] = Field(default_factory=list, description="epochs where step multiplies by gamma")
-    gamma: float = Field(0.1, gt=0)
-    warmup_epochs: int = Field(0, ge=0, description="linear warm-up from 0 over this many epochs")
-    min_lr: float = Field(0.0, ge=0, description="floor of the cosine schedule")
+    milestones: list[Annotated[int, Field(ge=1, le=MAX_EPOCHS)]] = Field(
+        default_factory=list, description="epochs where step multiplies by gamma"
+    )
+    gamma: float = Field(0.1, gt=0, le=10)
+    warmup_epochs: int = Field(0, ge=0, le=MAX_EPOCHS, description="linear warm-up from 0 over this many epochs")
+    min_lr: float = Field(0.0, ge=0, le=MAX_LEARNING_RATE, description="floor of the cosine schedule")
 
 
 class DownloadFile(_Strict):
@@ -71,6 +103,17 @@ class DatasetConfig(_Strict):
     def _plain_name(cls, value: str) -> str:
         return safe_name(value, what="dataset name")
 
+    @field_validator("synthetic")
+    @classmethod
+    def _synthetic_in_range(cls, values: dict[str, int]) -> dict[str, int]:
+        for key, value in values.items():
+            if key not in SYNTHETIC_RANGES:
+                raise ValueError(f"unknown parameter {key!r}; known: {', '.join(SYNTHETIC_RANGES)}")
+            low, high = SYNTHETIC_RANGES[key]
+            if not low <= value <= high:
+                raise ValueError(f"{key}={value} is out of range: allowed {low}..{high}")
+        return values
+
 
 class EvalSet(_Strict):
     """An evaluation set: images, pairs file and protocol (DESIGN.md contracts)."""
@@ -105,27 +148,27 @@ class Config(_Strict):
     lfw: str | None = Field(None, description="LFW folder; adds an eval set 'lfw' when eval_sets is empty")
     lfw_pairs: str | None = Field(None, description="pairs file for --lfw (default: pairs.txt beside the folder)")
     training_dataset_csv_path: str | None = Field(None, description="an existing manifest (.parquet) to train on")
-    epochs: int = Field(150, ge=1)
-    iterations_per_epoch: int = Field(5000, ge=1)
+    epochs: int = Field(150, ge=1, le=MAX_EPOCHS)
+    iterations_per_epoch: int = Field(5000, ge=1, le=1_000_000)
     model_architecture: Literal[ARCHITECTURES] = "resnet34"  # type: ignore[valid-type]
     pretrained: bool = False
-    embedding_dimension: int = Field(512, ge=1)
-    num_human_identities_per_batch: int = Field(32, ge=2)
-    batch_size: int = Field(544, ge=1, description="triplets per step (3x images)")
-    lfw_batch_size: int = Field(200, ge=1)
+    embedding_dimension: int = Field(512, ge=1, le=4096)
+    num_human_identities_per_batch: int = Field(32, ge=2, le=100_000)
+    batch_size: int = Field(544, ge=1, le=100_000, description="triplets per step (3x images)")
+    lfw_batch_size: int = Field(200, ge=1, le=65_536)
     resume_path: str | None = None
-    num_workers: int = Field(4, ge=0)
+    num_workers: int = Field(4, ge=0, le=MAX_WORKERS)
     optimizer: Literal[OPTIMIZERS] = "adagrad"  # type: ignore[valid-type]
-    learning_rate: float = Field(0.075, gt=0)
-    margin: float = Field(0.2, ge=0)
-    image_size: int = Field(140, ge=1)
+    learning_rate: float = Field(0.075, gt=0, le=MAX_LEARNING_RATE)
+    margin: float = Field(0.2, ge=0, le=2, description="triplet margin (distances of unit embeddings lie in 0..2)")
+    image_size: int = Field(140, ge=MIN_IMAGE_SIZE_DEFAULT, le=MAX_IMAGE_SIZE)
     use_semihard_negatives: bool = False
     training_triplets_path: str | None = None
 
     # --- the pipeline's own fields ------------------------------------------------------
     workspace: str = "./workspace"
     run_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     identities_file: str | None = Field(None, description="train only on the people listed (one per line)")
     crop: Literal["mtcnn", "none"] = Field(
@@ -133,37 +176,48 @@ class Config(_Strict):
         description="training images: MTCNN-cropped at crop_image_size/crop_margin as the seed (mtcnn), "
         "or used as they are, e.g. insightface's pre-aligned 112x112 faces (none)",
     )
-    crop_image_size: int = Field(224, ge=1)
-    crop_margin: int = Field(0, ge=0)
-    crop_batch_size: int = Field(16, ge=1)
-    crop_workers: int = Field(0, ge=0, description="crop worker processes (0: one per CPU core)")
-    crop_shard_size: int = Field(256, ge=1, description="identity folders per crop shard")
+    crop_image_size: int = Field(224, ge=16, le=MAX_IMAGE_SIZE)
+    crop_margin: int = Field(0, ge=0, le=MAX_IMAGE_SIZE, description="pixels added around the face box")
+    crop_batch_size: int = Field(16, ge=1, le=4096)
+    crop_workers: int = Field(0, ge=0, le=MAX_WORKERS, description="crop worker processes (0: one per CPU core)")
+    crop_shard_size: int = Field(256, ge=1, le=1_000_000, description="identity folders per crop shard")
     crop_png_compress_level: int = Field(1, ge=0, le=9, description="zlib level of the crop PNGs (6: smaller, slower)")
     exif_transpose: bool = False
     manifest_validate: bool = Field(True, description="decode every image while scanning (off: trust extensions)")
     manifest_dedupe: bool = Field(False, description="drop byte-identical duplicates (reads every byte)")
     lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
-    grad_clip_norm: float | None = Field(None, gt=0)
+    grad_clip_norm: float | None = Field(None, gt=0, le=1e6)
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     channels_last: bool = True
     compile: bool = False
-    num_processes: int = Field(1, ge=1, description="DDP processes; >1 launches torchrun")
-    nnodes: int = Field(1, ge=1)
+    num_processes: int = Field(1, ge=1, le=1024, description="DDP processes; >1 launches torchrun")
+    nnodes: int = Field(1, ge=1, le=4096)
     rdzv_endpoint: str | None = Field(None, description="torchrun rendezvous host:port for multi-node")
     dask_address: str | None = Field(None, description="Dask scheduler for the crop shards (default: threads)")
-    normalize_mean: list[float] = Field(default_factory=lambda: [0.6071, 0.4609, 0.3944], min_length=3, max_length=3)
-    normalize_std: list[float] = Field(default_factory=lambda: [0.2457, 0.2175, 0.2129], min_length=3, max_length=3)
+    normalize_mean: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: [0.6071, 0.4609, 0.3944], min_length=3, max_length=3
+    )
+    normalize_std: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [0.2457, 0.2175, 0.2129], min_length=3, max_length=3
+    )
     eval_sets: list[EvalSet] = Field(default_factory=list)
     distance_metric: DistanceMetric = "euclidean"
     flip_tta: bool = False
     selection_metric: Literal["accuracy", "roc_auc", "tar_at_far"] = "accuracy"
     selection_eval_set: str | None = Field(None, description="eval set that picks the best epoch (default: first)")
-    log_every_n_steps: int = Field(50, ge=1)
-    checkpoint_retention: int | None = Field(None, ge=0, description="keep weights of the last N epochs (default: all)")
+    log_every_n_steps: int = Field(50, ge=1, le=1_000_000)
+    checkpoint_retention: int | None = Field(
+        None, ge=0, le=MAX_EPOCHS, description="keep weights of the last N epochs (default: all)"
+    )
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str | None = None
     registered_model_name: str = "facenet"
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        return check_device(value)
 
     @field_validator("run_name")
     @classmethod
@@ -177,6 +231,12 @@ class Config(_Strict):
             raise ValueError(
                 f"image_size={self.image_size} is too small for model_architecture="
                 f"{self.model_architecture!r}: it needs at least {minimum} px"
+            )
+        triplets = self.iterations_per_epoch * self.batch_size
+        if triplets > MAX_TRIPLETS_PER_EPOCH:
+            raise ValueError(
+                f"iterations_per_epoch x batch_size = {triplets:,} triplets per epoch is more than "
+                f"{MAX_TRIPLETS_PER_EPOCH:,}: lower iterations_per_epoch or batch_size"
             )
         if any(s <= 0 for s in self.normalize_std):
             raise ValueError(f"normalize_std must be positive, got {self.normalize_std}")
@@ -197,3 +257,53 @@ class Config(_Strict):
 
         pairs = self.lfw_pairs or str(Path(self.lfw).parent / "pairs.txt")
         return [EvalSet(name="lfw", root=self.lfw, pairs=pairs)]
+
+
+def field_bounds(loc: tuple, model: type[BaseModel] = Config) -> dict[str, float]:
+    """The ge/gt/le/lt constraints of the field at `loc` (names, and list positions), {} if none."""
+    metadata: list = []
+    annotation: object = model
+    for part in loc:
+        if isinstance(part, str) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if part not in annotation.model_fields:
+                return {}
+            info = annotation.model_fields[part]
+            annotation, metadata = info.annotation, list(info.metadata)
+        elif isinstance(part, int):
+            items = [arg for arg in get_args(annotation) if arg is not type(None)]
+            if not items:
+                return {}
+            annotation, metadata = _unwrap(items[0])
+        else:
+            return {}
+        if get_origin(annotation) in (Union, UnionType):  # X | None
+            annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
+        if get_origin(annotation) is Annotated:
+            annotation, extra = _unwrap(annotation)
+            metadata += extra
+    return {key: getattr(item, key) for item in metadata for key in BOUND_KEYS if getattr(item, key, None) is not None}
+
+
+def _unwrap(annotation: object) -> tuple[object, list]:
+    """(inner type, constraints) of Annotated[T, Field(...)]; (annotation, []) otherwise."""
+    if get_origin(annotation) is not Annotated:
+        return annotation, []
+    inner, *extras = get_args(annotation)
+    metadata = []
+    for extra in extras:
+        metadata += list(getattr(extra, "metadata", [extra]))
+    return inner, metadata
+
+
+def bounds_text(bounds: dict[str, float]) -> str:
+    """'32..1024', or '> 0 and <= 10' when an end is open."""
+    if "ge" in bounds and "le" in bounds:
+        return f"{bounds['ge']}..{bounds['le']}"
+    symbols = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    return " and ".join(f"{symbols[key]} {bounds[key]}" for key in BOUND_KEYS if key in bounds)
+
+
+def within(value: float, bounds: dict[str, float]) -> bool:
+    """Whether `value` satisfies every constraint in `bounds`."""
+    tests = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
+    return all(tests[key](value, limit) for key, limit in bounds.items())

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from facenet_core.data.scan import IdentityScan, list_identities, scan_chunk
+from facenet_core.errors import UserError, read_user_text
 from facenet_core.fileio import atomic_path, atomic_write_json, is_utf8_name, printable_name
 from facenet_core.workers import cpu_cores, process_pool
 
@@ -58,7 +59,7 @@ def read_identities_file(path: str | os.PathLike) -> list[str]:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"identities file {file} not found (one identity folder name per line)")
-    lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+    lines = [line.strip() for line in read_user_text(file, what="identities file").splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
     if any("\t" in line for line in lines):
         return [line.split("\t")[0] for line in lines if "\t" in line]
@@ -177,12 +178,12 @@ def build_manifest(
         scans.append(scan)
     duplicates = _drop_duplicates(scans, rejects) if dedupe else 0
     for scan in scans:
-        if not scan.paths:
+        if not scan.paths and scan.readable:
             empty.append(scan.identity)
             rejects.append((f"{scan.identity}/", "empty identity folder (no usable image)"))
     scans = [s for s in scans if s.paths]
     if not scans:
-        raise ValueError(
+        raise UserError(
             f"no usable image under {root} (expected <root>/<identity>/<image>; "
             f"{len(rejects)} rejected, {len(missing)} listed identities missing)"
         )

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facenet_core.errors import UserError
 from facenet_core.fileio import atomic_write_text
 
 MAGIC = 0xCED7230A
@@ -71,7 +72,15 @@ def pack_record(header: IRHeader, payload: bytes = b"") -> bytes:
 
 def read_index(idx_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Keys and byte offsets (int64 arrays) of a .idx file, sorted by offset."""
-    table = np.loadtxt(idx_path, dtype=np.int64, delimiter="\t", ndmin=2)
+    try:
+        table = np.loadtxt(idx_path, dtype=np.int64, delimiter="\t", ndmin=2)
+    except ValueError as error:
+        raise UserError(
+            f"RecordIO index {idx_path} is not 'key<TAB>offset' lines of integers ({error}): "
+            "delete it to unpack without it (keys then become record ordinals)"
+        ) from None
+    if table.size and table.shape[1] != 2:
+        raise UserError(f"RecordIO index {idx_path} has {table.shape[1]} columns per line, not 'key<TAB>offset'")
     if table.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     order = np.argsort(table[:, 1], kind="stable")

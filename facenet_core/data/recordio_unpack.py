@@ -3,7 +3,11 @@
 Such a pack starts with a header record (flag > 0, labels = [first identity record, end]) and ends
 with one record per identity (labels = its image range); both carry no image and are skipped.
 Every image record becomes `id_<label>/<label>_<key>.<ext>`, its key taken from the .idx (the
-record's ordinal without one). Unpacking is resumable: progress (byte offset reached) is saved
+record's ordinal without one). A label must be a whole number in 0..2**24-1 (float32, the label's
+type, holds every integer below 2**24 exactly; above it two identities could share a label); a
+record with another label (NaN, inf, -3, 1.5, 1e30), a corrupt record or a payload that is no image
+is skipped and listed with its byte offset and reason in `.unpack_rejects.parquet`. A file with no
+valid image record is refused. Unpacking is resumable: progress (byte offset reached) is saved
 every few thousand records (once every earlier file is written) and a marker `.unpacked.json` is
 written last. Files are written by a few threads: creating millions of small files is bound by
 system calls, not by parsing.
@@ -12,6 +16,7 @@ system calls, not by parsing.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,13 +24,20 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from facenet_core.data.recordio import RecordIOReader, read_index, unpack_record
-from facenet_core.fileio import atomic_write_bytes, atomic_write_json
+from facenet_core.errors import UserError
+from facenet_core.fileio import atomic_path, atomic_write_bytes, atomic_write_json
+from facenet_core.safepath import safe_child
 
 MARKER = ".unpacked.json"
 PROGRESS = ".unpack_progress.json"
+REJECTS = ".unpack_rejects.parquet"
+REJECT_SCHEMA = pa.schema([("offset", pa.int64()), ("reason", pa.string())])
+MAX_LABEL = 2**24
 IMAGE_SIGNATURES = {b"\xff\xd8\xff": "jpg", b"\x89PNG": "png", b"BM": "bmp"}
 
 
@@ -47,6 +59,19 @@ def image_extension(data: bytes) -> str | None:
     return None
 
 
+def label_problem(value: float) -> str | None:
+    """Why `value` cannot be an identity label (None when it can): see the module docstring."""
+    if not math.isfinite(value):
+        return f"label {value} is not a finite number"
+    if value < 0:
+        return f"label {value:g} is negative"
+    if value != int(value):
+        return f"label {value:g} is not a whole number"
+    if value >= MAX_LABEL:
+        return f"label {value:g} is not below {MAX_LABEL} (float32 labels are exact only below it)"
+    return None
+
+
 def _source_identity(rec: Path) -> dict:
     info = rec.stat()
     return {"rec": rec.name, "size": info.st_size, "mtime_ns": info.st_mtime_ns}
@@ -62,7 +87,8 @@ def iter_images(
 ) -> Iterator[ImageRecord]:
     """Every image record from byte `start` (whose record ordinal is `ordinal`); metadata skipped.
 
-    Corrupt records are appended to `errors` as [offset, message] and skipped.
+    Corrupt records and records whose label is no identity are appended to `errors` as
+    [offset, message] and skipped.
     """
     errors = errors if errors is not None else []
     keys = offsets = None
@@ -83,7 +109,11 @@ def iter_images(
                 continue
             if not image:
                 continue
-            label = header.label[0] if isinstance(header.label, np.ndarray) else header.label
+            label = float(header.label[0] if isinstance(header.label, np.ndarray) else header.label)
+            problem = label_problem(label)
+            if problem:
+                errors.append([offset, problem])
+                continue
             yield ImageRecord(offset, number, int(label), key, image)
 
 
@@ -123,6 +153,7 @@ def unpack_recordio(
         saved = json.loads((out / PROGRESS).read_text())
         if saved.get("source") == source:
             state = saved
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     made: set[int] = set()
     errors = state["errors"]
@@ -137,7 +168,7 @@ def unpack_recordio(
                 continue
             folder = out / f"id_{record.label}"
             if record.label not in made:
-                folder.mkdir(exist_ok=True)
+                safe_child(out, folder.name, what="RecordIO label folder").mkdir(exist_ok=True)
                 made.add(record.label)
             target = folder / f"{record.label}_{record.key}.{extension}"
             pending.append(pool.submit(atomic_write_bytes, target, record.data))
@@ -150,9 +181,36 @@ def unpack_recordio(
                 atomic_write_json(out / PROGRESS, saved)
         _wait(pending)
     bar.close()
-    identities = sum(1 for entry in out.iterdir() if entry.is_dir())
     errors = [list(error) for error in sorted({tuple(error) for error in errors})]
-    summary = {"source": source, "images": state["images"], "identities": identities, "errors": errors}
+    if not state["images"]:
+        _refuse(rec, out, created, errors)
+    identities = sum(1 for entry in out.iterdir() if entry.is_dir())
+    rejects = write_rejects(out / REJECTS, errors)
+    summary = {
+        "source": source,
+        "images": state["images"],
+        "identities": identities,
+        "errors": errors,
+        "rejects": str(rejects),
+    }
     atomic_write_json(marker, summary)
     (out / PROGRESS).unlink(missing_ok=True)
     return summary
+
+
+def write_rejects(path: Path, errors: list[list]) -> Path:
+    """The rejects table: one row per skipped record, its byte offset and the reason."""
+    columns = {"offset": [int(offset) for offset, _ in errors], "reason": [str(reason) for _, reason in errors]}
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pydict(columns, schema=REJECT_SCHEMA), tmp)
+    return path
+
+
+def _refuse(rec: Path, out: Path, created: bool, errors: list[list]) -> None:
+    """No image came out of `rec`: leave `out` as it was (removed when this call made it) and say why."""
+    (out / PROGRESS).unlink(missing_ok=True)
+    if created and not any(out.iterdir()):
+        out.rmdir()
+    first = "; ".join(f"offset {offset}: {reason}" for offset, reason in errors[:3])
+    found = f"{len(errors)} records rejected ({first}{'; ...' if len(errors) > 3 else ''})" if errors else "none"
+    raise UserError(f"RecordIO file {rec} holds no valid image record ({found}): give an MXNet .rec image pack")

@@ -6,6 +6,7 @@ never ships its file names through the pool twice.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -32,14 +33,32 @@ class IdentityScan:
     digests: list[bytes] = field(default_factory=list)
     rejects: list[tuple[str, str]] = field(default_factory=list)
     ignored: int = 0
+    readable: bool = True
 
 
 def list_identities(root: Path) -> list[str]:
-    """Sorted names of the identity folders under `root` (hidden folders such as .shards skipped)."""
+    """Sorted names of the identity folders under `root` (hidden folders such as .shards skipped).
+
+    An entry that cannot be inspected (a symlink loop) is listed too, so that its scan records why.
+    """
     if not root.is_dir():
         raise FileNotFoundError(f"dataset root {root} is not a folder of identity folders")
     with os.scandir(root) as entries:
-        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+        return sorted(e.name for e in entries if not e.name.startswith(".") and _is_dir_or_unreadable(e))
+
+
+def _is_dir_or_unreadable(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return True
+
+
+def unreadable_reason(error: OSError) -> str:
+    """The rejects-table reason for an entry the scan cannot open."""
+    if error.errno == errno.ELOOP:
+        return "symlink loop: too many levels of symbolic links"
+    return f"unreadable: {type(error).__name__}: {error.strerror or error}"
 
 
 def _probe(data_or_path: bytes | str, validate: bool) -> tuple[int, int]:
@@ -68,11 +87,24 @@ def _scan_file(entry: os.DirEntry, validate: bool, dedupe: bool) -> tuple[int, i
 def scan_identity(root: str, identity: str, validate: bool, dedupe: bool) -> IdentityScan:
     """Probe every image file of `root/identity`; unreadable ones become rejects, never errors."""
     result = IdentityScan(identity)
-    with os.scandir(os.path.join(root, identity)) as it:
-        entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    try:
+        with os.scandir(os.path.join(root, identity)) as it:
+            entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError as error:
+        result.rejects.append((f"{printable_name(identity)}/", unreadable_reason(error)))
+        result.readable = False
+        return result
     for entry in entries:
         relative = f"{identity}/{entry.name}"
-        if not entry.is_file() or os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
+        if os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
+            result.ignored += 1
+            continue
+        try:
+            is_file = entry.is_file()
+        except OSError as error:
+            result.rejects.append((printable_name(relative), unreadable_reason(error)))
+            continue
+        if not is_file:
             result.ignored += 1
             continue
         if not is_utf8_name(relative):

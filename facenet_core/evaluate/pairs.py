@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facenet_core.errors import UserError, read_user_text
+
 
 @dataclass(frozen=True)
 class Pairs:
@@ -71,9 +73,9 @@ def _parse_int(token: str, path: Path, lineno: int, what: str) -> int:
     try:
         value = int(token)
     except ValueError:
-        raise ValueError(f"{path}:{lineno}: {what} must be an integer, got {token!r}") from None
+        raise UserError(f"{path}:{lineno}: {what} must be an integer, got {token!r}") from None
     if value < 0:
-        raise ValueError(f"{path}:{lineno}: {what} must not be negative, got {value}")
+        raise UserError(f"{path}:{lineno}: {what} must not be negative, got {value}")
     return value
 
 
@@ -84,7 +86,7 @@ def _expected_pairs(header: list[str], path: Path) -> int:
         folds = _parse_int(header[0], path, 1, "header (number of folds)")
         per_class = _parse_int(header[1], path, 1, "header (pairs per class and fold)")
         return 2 * folds * per_class
-    raise ValueError(f"{path}:1: header must be 'n' or 'folds<TAB>n', got {' '.join(header)!r}")
+    raise UserError(f"{path}:1: header must be 'n' or 'folds<TAB>n', got {' '.join(header)!r}")
 
 
 def read_pairs(path: str | os.PathLike) -> Pairs:
@@ -96,19 +98,20 @@ def read_pairs(path: str | os.PathLike) -> Pairs:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: a malformed line (the message gives file and line number) or a pair count
-            that disagrees with the header.
+        UserError: text that is not UTF-8 or a malformed line (the message gives file and line
+            number), or a pair count that disagrees with the header.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pairs file {path} not found (LFW's pairs.txt or pairsDevTest.txt)")
-    lines = [(n, line.split()) for n, line in enumerate(path.read_text().splitlines(), start=1)]
+    text = read_user_text(path, what="pairs file")
+    lines = [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1)]
     lines = [(n, fields) for n, fields in lines if fields]
     if not lines:
-        raise ValueError(f"{path}: empty pairs file")
+        raise UserError(f"{path}: empty pairs file")
     header_lineno, header = lines[0]
     if header_lineno != 1:
-        raise ValueError(f"{path}:1: the first line must be the header ('n' or 'folds<TAB>n')")
+        raise UserError(f"{path}:1: the first line must be the header ('n' or 'folds<TAB>n')")
     expected = _expected_pairs(header, path)
     name1, num1, name2, num2, issame = [], [], [], [], []
     for lineno, fields in lines[1:]:
@@ -126,12 +129,12 @@ def read_pairs(path: str | os.PathLike) -> Pairs:
             num2.append(_parse_int(fields[3], path, lineno, "image number"))
             issame.append(False)
         else:
-            raise ValueError(
+            raise UserError(
                 f"{path}:{lineno}: expected 'name a b' or 'name1 a name2 b', got {len(fields)} fields: "
                 f"{' '.join(fields)!r}"
             )
     if len(issame) != expected:
-        raise ValueError(
+        raise UserError(
             f"{path}: the header {' '.join(header)!r} announces {expected} pairs but the file has {len(issame)}"
         )
     return Pairs(
@@ -155,7 +158,7 @@ def read_people(path: str | os.PathLike) -> set[str]:
     if not path.is_file():
         raise FileNotFoundError(f"people file {path} not found (LFW's peopleDevTest.txt or people.txt)")
     people = set()
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_user_text(path, what="people file").splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -165,7 +168,7 @@ def read_people(path: str | os.PathLike) -> set[str]:
             _parse_int(fields[1], path, lineno, "number of images")
             people.add(fields[0])
         else:
-            raise ValueError(f"{path}:{lineno}: expected 'name<TAB>nimages' or a count, got {line.strip()!r}")
+            raise UserError(f"{path}:{lineno}: expected 'name<TAB>nimages' or a count, got {line.strip()!r}")
     return people
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from facenet_core.errors import UserError
 from facenet_core.fileio import atomic_path
 
 SEED_KEYS = (
@@ -81,10 +83,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    with torch.serialization.safe_globals(_numpy_globals()):
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    checkpoint = _torch_load(path, map_location)
     if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint:
-        raise ValueError(f"checkpoint {path} has no model_state_dict: not a facenet checkpoint")
+        raise UserError(f"checkpoint {path} has no model_state_dict: not a facenet checkpoint (ours or the seed's)")
     checkpoint = {key: _plain(value) for key, value in checkpoint.items()}
     weights = strip_prefixes(checkpoint["model_state_dict"])
     old, new = HEAD_RENAMES.get(checkpoint.get("model_architecture", ""), ("", ""))
@@ -92,6 +93,27 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         weights = {new + k[len(old) :] if k.startswith(old) else k: v for k, v in weights.items()}
     checkpoint["model_state_dict"] = weights
     return checkpoint
+
+
+def _torch_load(path: Path, map_location: str | torch.device) -> Any:
+    """torch.load(weights_only=True); a file that is no checkpoint, or that would run code, is a UserError."""
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception as error:  # torch raises many types for bytes it cannot parse
+        refused = re.search(r"GLOBAL (\S+)", str(error))
+        if refused:
+            raise UserError(
+                f"checkpoint {path} was refused: loading it would call {refused.group(1)}, and only tensors and "
+                "plain values are loaded; use a checkpoint saved by facenet-flow or by the seed"
+            ) from None
+        raise UserError(
+            f"checkpoint {path} is not a PyTorch checkpoint ({type(error).__name__} while reading it): "
+            "give a .pt file saved by facenet-flow or by the seed"
+        ) from None
 
 
 def stored_epoch(path: str | os.PathLike) -> int | None:
@@ -111,9 +133,18 @@ def load_model_from_checkpoint(
     checkpoint = load_checkpoint(path, map_location=device)
     for key in ("model_architecture", "embedding_dimension"):
         if key not in checkpoint:
-            raise ValueError(f"checkpoint {path} lacks {key!r}: cannot rebuild its model")
-    model = create_model(checkpoint["model_architecture"], int(checkpoint["embedding_dimension"]))
-    model.load_state_dict(checkpoint["model_state_dict"])
+            raise UserError(f"checkpoint {path} lacks {key!r}: cannot rebuild its model")
+    architecture, dimension = checkpoint["model_architecture"], int(checkpoint["embedding_dimension"])
+    model = create_model(architecture, dimension)
+    try:
+        model.load_state_dict(checkpoint["model_state_dict"])
+    except RuntimeError as error:
+        mismatch = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), None)
+        detail = mismatch or str(error).splitlines()[0]
+        raise UserError(
+            f"checkpoint {path}: its weights do not fit a {architecture} with embedding_dimension={dimension}, "
+            f"as its keys say ({detail}); re-save it with the keys of the model it holds"
+        ) from None
     return model.to(device).eval(), checkpoint
 
 
