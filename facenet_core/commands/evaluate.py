@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
@@ -15,9 +16,9 @@ if TYPE_CHECKING:
 
 EPILOG = """examples:
   facenet evaluate --checkpoint runs/demo/checkpoints/epoch_3.pt --lfw data/lfw/lfw-deepfunneled \\
-      --pairs data/lfw/pairs.txt
-  facenet evaluate --checkpoint model_resnet34_triplet.pt --lfw cropped/lfw --pairs lfw/pairsDevTest.txt \\
-      --protocol train_test --train_pairs lfw/pairsDevTrain.txt --flip_tta"""
+      --pairs data/lfw/pairs.txt        # raw LFW: MTCNN-cropped first (cached in the workspace)
+  facenet evaluate --checkpoint model_resnet34_triplet.pt --lfw workspace/cropped/lfw --cropped \\
+      --pairs lfw/pairsDevTest.txt --protocol train_test --train_pairs lfw/pairsDevTrain.txt --flip_tta"""
 
 DEFAULTS = Config()
 
@@ -28,12 +29,21 @@ def register(subparsers) -> None:
         help="evaluate a checkpoint on LFW pairs (10-fold or View 1 train/test)",
         description="Embed each image of an LFW-style pairs set once and report the seed's metrics: "
         "accuracy, precision, recall, ROC AUC, TAR@FAR=1e-3 and the best distance threshold. "
-        "Pairs with a missing or unreadable image are left out and counted.",
+        "Raw images are first MTCNN-cropped as the training images were (the checkpoint's crop settings) "
+        "into the workspace's cropped/ folder, reusing the training crops of the same folder; --cropped "
+        "embeds the images as they are. Pairs with a missing or unreadable image are left out and counted.",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
     add_flag(parser, "checkpoint", required=True, help="a .pt checkpoint (ours or the seed's)")
     add_flag(parser, "lfw", required=True, help="folder of <person>/<person>_<nnnn>.<ext> images, raw or cropped")
+    add_flag(parser, "cropped", action="store_true", help="--lfw holds face crops already: embed them as they are")
+    add_flag(
+        parser,
+        "workspace",
+        default=None,
+        help="workspace whose cropped/ caches the crops (None: the checkpoint's training workspace, else ./workspace)",
+    )
     add_flag(parser, "pairs", default=None, help="pairs file (None: pairs.txt beside the --lfw folder)")
     add_flag(
         parser,
@@ -88,6 +98,35 @@ def _print_metrics(result: EvalResult) -> None:
         print(f"missing or unreadable    {shown}{more}")
 
 
+def training_config(checkpoint: dict) -> Config:
+    """The config a checkpoint of ours was trained with; the defaults for the seed's (it stores none)."""
+    saved = checkpoint.get("config")
+    if not isinstance(saved, dict):
+        return DEFAULTS
+    try:
+        return Config.model_validate(saved)
+    except ValueError:
+        print("warning: the checkpoint's config no longer validates: default crop settings used", file=sys.stderr)
+        return DEFAULTS
+
+
+def _crop(args: argparse.Namespace, checkpoint: dict, device: str) -> Path:
+    """The --lfw images MTCNN-cropped as the training images (cached under the workspace's cropped/)."""
+    from facenet_core.evaluate.crops import crop_for_evaluation
+    from facenet_core.workspace import Workspace
+
+    config = training_config(checkpoint)
+    workspace = Workspace(Path(args.workspace or config.workspace).expanduser().resolve())
+    folder, counts = crop_for_evaluation(args.lfw, config, workspace, device=device)
+    print(
+        f"evaluating on MTCNN crops ({config.crop_image_size} px, margin {config.crop_margin}) in {folder}: "
+        f"{counts['ok']} faces ({counts['resumed']} images reused from earlier crops), {counts['no_face']} "
+        "without a face; --cropped evaluates the --lfw images as they are",
+        file=sys.stderr,
+    )
+    return folder
+
+
 def run(args: argparse.Namespace) -> int:
     from facenet_core.devices import resolve_device
     from facenet_core.evaluate.report import evaluate_model, write_epoch_report
@@ -97,9 +136,14 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint {args.checkpoint} not found")
     model, checkpoint = load_model_from_checkpoint(args.checkpoint, device=device)
+    pairs = args.pairs or str(Path(args.lfw).parent / "pairs.txt")
+    for flag, path in (("--pairs", pairs), ("--train_pairs", args.train_pairs), ("--people_file", args.people_file)):
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path} not found (the default --pairs is pairs.txt beside --lfw)")
+    images = args.lfw if args.cropped else _crop(args, checkpoint, str(device))
     eval_set = {
-        "root": args.lfw,
-        "pairs": args.pairs or str(Path(args.lfw).parent / "pairs.txt"),
+        "root": str(images),
+        "pairs": pairs,
         "protocol": args.protocol,
         "train_pairs": args.train_pairs,
         "people_file": args.people_file,

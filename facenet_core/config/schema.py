@@ -147,6 +147,7 @@ class Config(_Strict):
     dataroot: str | None = Field(None, description="cropped training root (skips download and crop)")
     lfw: str | None = Field(None, description="LFW folder; adds an eval set 'lfw' when eval_sets is empty")
     lfw_pairs: str | None = Field(None, description="pairs file for --lfw (default: pairs.txt beside the folder)")
+    lfw_cropped: bool = Field(False, description="--lfw holds face crops already: evaluated as they are, not cropped")
     training_dataset_csv_path: str | None = Field(None, description="an existing manifest (.parquet) to train on")
     epochs: int = Field(150, ge=1, le=MAX_EPOCHS)
     iterations_per_epoch: int = Field(5000, ge=1, le=1_000_000)
@@ -256,7 +257,7 @@ class Config(_Strict):
         from pathlib import Path
 
         pairs = self.lfw_pairs or str(Path(self.lfw).parent / "pairs.txt")
-        return [EvalSet(name="lfw", root=self.lfw, pairs=pairs)]
+        return [EvalSet(name="lfw", root=self.lfw, pairs=pairs, aligned=self.lfw_cropped)]
 
 
 def field_bounds(loc: tuple, model: type[BaseModel] = Config) -> dict[str, float]:

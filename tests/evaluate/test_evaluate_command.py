@@ -1,6 +1,7 @@
 """`facenet evaluate` on a seed-style checkpoint and a tiny image tree."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,7 +36,8 @@ def seed_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_evaluate_seed_checkpoint_prints_accuracy_first(seed_checkpoint, face_tree, view2_file, tmp_path, capsys):
     path, model = seed_checkpoint
-    common = ["--checkpoint", str(path), "--lfw", str(face_tree), "--pairs", str(view2_file), "--image_size", "32"]
+    common = ["--checkpoint", str(path), "--lfw", str(face_tree), "--cropped", "--pairs", str(view2_file)]
+    common += ["--image_size", "32"]
     assert main(["evaluate", *common, "--lfw-batch-size", "7", "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("accuracy ")
@@ -62,4 +64,6 @@ def test_evaluate_errors_name_the_input(seed_checkpoint, face_tree, tmp_path, ca
     assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--lfw", str(face_tree)]) == 2
     assert "none.pt" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(path), "--lfw", str(face_tree), "--device", "cpu"]) == 2
-    assert "pairs.txt" in capsys.readouterr().err  # default pairs file beside the folder is absent
+    # The default pairs file beside the folder is absent: named before anything is cropped.
+    assert "pairs.txt" in capsys.readouterr().err
+    assert not (tmp_path / "workspace").exists() and not Path("workspace").exists()
