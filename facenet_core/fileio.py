@@ -6,58 +6,61 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import filelock
 
 CHUNK = 1 << 20
 
 
-def _default_mode() -> int:
-    """Permissions an ordinary `open(..., "w")` would give (mkstemp alone gives 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def remove_stale_temporaries(folder: str | os.PathLike, names: set[str]) -> int:
-    """Delete the temporaries (`.<name>.<random>.tmp`) an interrupted `atomic_path` left in `folder` for `names`.
+def remove_stale_temporaries(folder: str | os.PathLike, names: set[str] | Callable[[str], bool]) -> int:
+    """Delete the temporaries (`.<name>.<random>.tmp`) an interrupted `atomic_path` left in `folder`
+    for `names` (a set of target names, or a test of a target name).
 
     Call it only where no other process is writing those files. Returns how many were removed.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return 0
+    wanted = names.__contains__ if isinstance(names, set) else names
     removed = 0
     for entry in os.scandir(folder):
         name = entry.name
-        if name.startswith(".") and name.endswith(".tmp") and name[1:].rsplit(".", 2)[0] in names:
+        if name.startswith(".") and name.endswith(".tmp") and wanted(name[1:].rsplit(".", 2)[0]):
             Path(entry.path).unlink(missing_ok=True)
             removed += 1
     return removed
 
 
 @contextlib.contextmanager
-def exclusive_lock(lock_file: str | os.PathLike) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_file` (created if missing) for the block; others wait.
+def exclusive_lock(lock_file: str | os.PathLike, *, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (created if missing) for the block.
 
-    An advisory flock: released by the kernel when the holder exits, even when killed, so it never
-    goes stale. The empty lock file stays (deleting it would race with a waiter). Without fcntl
-    (not POSIX) the block runs unlocked.
+    Another holder makes this wait, or raise `filelock.Timeout` at once when `wait` is False. An OS
+    lock (flock on POSIX, LockFileEx on Windows): released when the holder exits, even when killed,
+    so it never goes stale.
     """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
     Path(lock_file).parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with filelock.FileLock(lock_file, timeout=-1 if wait else 0):
+        yield
+
+
+def _new_temporary(target: Path) -> Path:
+    """Create `.<name>.<random>.tmp` beside `target`, with the permissions the umask gives a new file.
+
+    The kernel applies the umask to the 0666 asked for here; reading the umask would mean setting it,
+    which changes it for a moment for every thread of the process.
+    """
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 @contextlib.contextmanager
@@ -65,13 +68,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it into place only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_temporary(target)
     try:
         yield tmp_path
-        if tmp_path.exists():
-            os.chmod(tmp_path, _default_mode())
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

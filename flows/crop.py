@@ -11,7 +11,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from facenet_core.config import Config
 from facenet_core.detect import crop as crop_core
-from facenet_core.detect import parallel
+from facenet_core.detect import folder, parallel
+from facenet_core.detect.shards import input_folder
+from facenet_core.errors import UserError
 from tasks import crop as crop_tasks
 from tasks.caching import results_dir
 
@@ -35,21 +37,35 @@ def crop_options(cfg: Config) -> dict[str, Any]:
 def crop_dataset(
     workspace: str, input_root: str, output_root: str, options: dict[str, Any], shard_size: int = 256
 ) -> dict[str, Any]:
-    """Crop every shard (cached per shard), then merge the detections tables."""
-    shards = crop_core.list_shards(input_root, shard_size)
-    if not shards:
-        raise ValueError(f"no identity folders with images under {input_root}")
-    # No more worker processes than shards: a single shard crops in its task's thread, no start-up.
-    options = {**options, "workers": min(crop_core.CropOptions(**options).resolved_workers(), len(shards))}
-    storage = results_dir(workspace)
-    shard_task = crop_tasks.crop_shard.with_options(result_storage=storage)
-    futures = [shard_task.submit(workspace, input_root, output_root, identities, options) for identities in shards]
-    try:
-        tables = [future.result()["table"] for future in futures]
-    finally:
-        wait(futures)  # a failed shard raises only once no other shard task can still start
-        parallel.shutdown_shard_processes()  # training, next in this process, gets the memory back
-    merged = crop_tasks.merge_detections.with_options(result_storage=storage)(workspace, output_root, tables)
+    """Crop every shard (cached per shard), then merge the detections tables.
+
+    The flow holds the output folder's lock throughout (shard tasks do not): a second crop of the
+    same folder, e.g. another flow run of a sweep, waits for this one and then finds its shards cached.
+    """
+    folder.check_folders(input_root, output_root)
+    input_folder(input_root)
+    with folder.output_lock(output_root, wait=True):
+        folder.remove_root_temporaries(output_root)
+        plan = folder.plan_crop(input_root, output_root, shard_size)
+        if not plan.shards:
+            raise UserError(f"no identity folders with images under {input_root}")
+        # No more worker processes than shards: a single shard crops in its task's thread, no start-up.
+        workers = min(crop_core.CropOptions(**options).resolved_workers(), len(plan.shards))
+        options = {**options, "workers": workers}
+        storage = results_dir(workspace)
+        shard_task = crop_tasks.crop_shard.with_options(result_storage=storage)
+        futures = [
+            shard_task.submit(workspace, input_root, output_root, identities, options, seeds)
+            for identities, seeds in zip(plan.shards, plan.seeds, strict=True)
+        ]
+        try:
+            tables = [future.result()["table"] for future in futures]
+        finally:
+            wait(futures)  # a failed shard raises only once no other shard task can still start
+            parallel.shutdown_shard_processes()  # training, next in this process, gets the memory back
+        merge = crop_tasks.merge_detections.with_options(result_storage=storage)
+        merged = merge(workspace, output_root, tables, [list(entry) for entry in plan.rejected])
+        folder.drop_unneeded(output_root, plan.ids)
     return {"root": output_root, **merged}
 
 

@@ -3,7 +3,10 @@
 `crop_shard` is a pure function of its arguments (paths, identity names, options), safe to call
 from Prefect tasks in threads or processes and from Dask workers (`facenet_core.detect.parallel`
 runs many of them in worker processes). Reruns skip images already recorded with their PNG in
-place; PNGs are written under temporary names, so a killed run leaves none half-written.
+place, in the shard's table or in any earlier table of the output folder (shards regroup when
+identity folders come and go); PNGs are written under temporary names, so a killed run leaves none
+half-written. The caller holds the output folder's lock (`facenet_core.detect.folder`): a shard
+removes the temporaries and the outdated PNGs of its identity folders, which only one crop may do.
 """
 
 from __future__ import annotations
@@ -28,16 +31,19 @@ from facenet_core.detect.detector import MTCNN, Faces
 from facenet_core.detect.images import load_rgb
 from facenet_core.detect.options import STAGE_VERSION, CropOptions
 from facenet_core.detect.select import choose_face, crop_box
-from facenet_core.detect.shards import list_shards, plan, shard_fingerprint, shard_id
+from facenet_core.detect.shards import NOT_UTF8_FILE, list_shards, plan, shard_fingerprint, shard_id
 from facenet_core.detect.table import (
     BOX,
     CROP,
     LANDMARKS,
+    check_options,
     empty_row,
+    listed_output,
     merge_detections,
     read_source_stats,
     read_table,
     shard_table_path,
+    tables_holding,
     write_table,
 )
 from facenet_core.fileio import atomic_path, remove_stale_temporaries
@@ -95,19 +101,23 @@ def _detector(device: str, min_face_size: int, thresholds: tuple[float, ...], fa
     return MTCNN(device, min_face_size, thresholds, factor)
 
 
-def _decode(path: Path, exif_transpose: bool) -> np.ndarray | None:
+def _decode(path: Path, exif_transpose: bool, source: str) -> np.ndarray | str:
+    """The pixels, or the decoder's message (the file named by its `source`, not its absolute path)."""
     try:
         return load_rgb(path, exif_transpose)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        message = str(error).replace(str(path), source) or "no message"
+        return f"{type(error).__name__}: {message}"
 
 
-def _decoded(paths: list[Path], options: CropOptions, pool: ThreadPoolExecutor) -> Iterator[np.ndarray | None]:
-    """Decoded images in order, decoding up to two batches ahead in the thread pool."""
+def _decoded(
+    paths: list[tuple[Path, str]], options: CropOptions, pool: ThreadPoolExecutor
+) -> Iterator[np.ndarray | str]:
+    """Decoded images (or the decoder's message) in order, decoding up to two batches ahead in the thread pool."""
     window = 2 * options.batch_size
     pending: deque[Future] = deque()
-    for index, path in enumerate(paths):
-        pending.append(pool.submit(_decode, path, options.exif_transpose))
+    for index, (path, source) in enumerate(paths):
+        pending.append(pool.submit(_decode, path, options.exif_transpose, source))
         if index >= window:
             yield pending.popleft().result()
     while pending:
@@ -124,7 +134,7 @@ def _face_row(source: str, output: str, img: np.ndarray, faces: Faces, margin: i
     """The table row of a decoded image and the integer crop box (None when nothing to crop)."""
     height, width = img.shape[:2]
     n = faces.boxes.shape[0]
-    row = empty_row(source, "no_face")
+    row = empty_row(source, "no_face", "no face found")
     row.update(n_faces=n, width=width, height=height)
     if n == 0:
         return row, None
@@ -134,21 +144,35 @@ def _face_row(source: str, output: str, img: np.ndarray, faces: Faces, margin: i
     row.update(zip(CROP, box, strict=True))
     row.update(zip(LANDMARKS, map(float, faces.points[i]), strict=True), score=float(faces.boxes[i, 4]))
     if box[2] <= box[0] or box[3] <= box[1]:
+        row["reason"] = "the face box is empty once clipped to the image"
         return row, None
-    row.update(status="ok", output=output)
+    row.update(status="ok", output=output, reason=None)
     return row, box
 
 
-def _previous_rows(table: Path, options: CropOptions) -> dict[str, dict[str, Any]]:
-    if not table.exists():
-        return {}
-    rows, recorded = read_table(table)
-    if recorded != options.output_options():
-        raise ValueError(
-            f"{table} was written with crop options {recorded}, not {options.output_options()}: "
-            "crop into a new output folder"
-        )
-    return {row["source"]: row for row in rows}
+Earlier = dict[str, tuple[dict[str, Any], list[int] | None, int]]
+
+
+def _earlier_rows(output_root: Path, identities: list[str], options: CropOptions, seeds: list[str] | None) -> Earlier:
+    """Rows that earlier runs recorded for the images of `identities`, from every shard table of the
+    folder holding them (`seeds`, found here when None; the newest table wins), each with the
+    [size, mtime_ns] its source had then ([] when not recorded; None: the table predates source
+    stats) and when its table was written."""
+    if seeds is None:
+        seeds = tables_holding(output_root, identities)
+    wanted = set(identities)
+    tables = [path for path in (shard_table_path(output_root, seed) for seed in seeds) if path.is_file()]
+    earlier: Earlier = {}
+    for table in sorted(tables, key=lambda path: path.stat().st_mtime_ns):
+        rows, recorded = read_table(table)
+        check_options(table, recorded, options.output_options())
+        stats = read_source_stats(table)
+        written = table.stat().st_mtime_ns
+        for row in rows:
+            if row["source"].split("/", 1)[0] in wanted:
+                stat = None if stats is None else stats.get(row["source"], [])
+                earlier[row["source"]] = (row, stat, written)
+    return earlier
 
 
 def crops_present(table: str | Path) -> bool:
@@ -163,29 +187,23 @@ def _size_and_mtime(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _unchanged_sources(table: Path, stats: dict[str, list[int]]) -> set[str]:
-    """Sources whose size and mtime are those the shard table recorded with their rows. Tables
-    written before sizes were recorded: sources not modified after the table was written."""
-    if not table.is_file():
-        return set()
-    recorded = read_source_stats(table)
-    if recorded is None:
-        written = table.stat().st_mtime_ns
-        return {src for src, (_, mtime) in stats.items() if mtime <= written}
-    return {src for src, stat in stats.items() if recorded.get(src) == stat}
-
-
 def _stats_of(rows: list[dict[str, Any]], stats: dict[str, list[int]]) -> dict[str, list[int]]:
-    return {row["source"]: stats[row["source"]] for row in rows}
+    return {row["source"]: stats[row["source"]] for row in rows if row["source"] in stats}
 
 
-def _is_done(row: dict[str, Any] | None, output: str, output_root: Path, source_unchanged: bool) -> bool:
-    """A recorded row still holds: its source was not modified since and its PNG (if any) exists."""
-    if row is None or not source_unchanged:
+def _is_done(earlier: Earlier, source: str, output: str, stat: list[int], output_root: Path) -> bool:
+    """An earlier row still holds: its source has the size and mtime recorded with it (tables without
+    them: not modified since the table was written), its PNG (if any) exists, and a row that is not
+    `ok` says why (rows of tables written before `reason` existed are made again)."""
+    if source not in earlier:
+        return False
+    row, recorded, written = earlier[source]
+    unchanged = recorded == stat if recorded is not None else stat[1] <= written
+    if not unchanged:
         return False
     if row["status"] == "ok":
         return row["output"] == output and (output_root / output).is_file()
-    return row["output"] is None
+    return row["output"] is None and row["reason"] is not None
 
 
 def _remove_stale_temporaries(output_root: Path, table: Path, jobs: list[tuple[str, str]]) -> int:
@@ -198,45 +216,52 @@ def _remove_stale_temporaries(output_root: Path, table: Path, jobs: list[tuple[s
 
 
 def _remove_outdated_outputs(
-    output_root: Path, previous: dict[str, dict[str, Any]], jobs: list[tuple[str, str]], rows: list[dict[str, Any]]
+    output_root: Path, earlier: Earlier, jobs: list[tuple[str, str]], rows: list[dict[str, Any]]
 ) -> int:
     """Delete PNGs of earlier runs that no row vouches for now: their source is gone, renamed, or no
-    longer shows a face. Otherwise the manifest, which scans the crop folder, would still train on them."""
+    longer shows a face. Otherwise the manifest, which scans the crop folder, would still train on them.
+    Only PNGs inside the output folder that an earlier table listed or this shard would write."""
     current = {row["output"] for row in rows if row["status"] == "ok"}
-    earlier = {row["output"] for row in previous.values() if row["output"]} | {out for _, out in jobs}
+    listed = {row["output"] for row, _, _ in earlier.values() if row["output"]} | {out for _, out in jobs}
     removed = 0
-    for output in sorted(earlier - current):
-        target = output_root / output
-        if target.is_file():
+    for output in sorted(listed - current):
+        target = listed_output(output_root, output)
+        if target is not None and target.is_file():
             target.unlink()
             removed += 1
     return removed
 
 
 def crop_shard(
-    input_root: str | Path, output_root: str | Path, identities: list[str], options: CropOptions
+    input_root: str | Path,
+    output_root: str | Path,
+    identities: list[str],
+    options: CropOptions,
+    seeds: list[str] | None = None,
 ) -> dict[str, Any]:
     """Crop every image of `identities`; write PNGs and `output_root/.shards/<shard_id>.parquet`.
 
-    Returns counts per status plus `bad_name` (images skipped: name not valid UTF-8), `resumed`
-    (rows kept from an earlier run), `renamed` (outputs named `<stem>.<ext>.png` because another
-    file of the folder had the same stem), `cleaned` (temporaries of a killed earlier run removed),
-    `removed` (PNGs of an earlier run that no longer stand for a face of a present source) and `table`.
+    `seeds`: ids of the earlier shard tables of the folder that hold rows of these identities (found
+    here when None). Returns counts per status plus `bad_name` (`unreadable` rows of images whose
+    name is not valid UTF-8), `resumed` (rows kept from an earlier run), `renamed` (outputs named
+    `<stem>.<ext>.png` because another file of the folder had the same stem), `cleaned` (temporaries
+    of a killed earlier run removed), `removed` (PNGs of an earlier run that no longer stand for a
+    face of a present source) and `table`.
     """
     input_root, output_root = Path(input_root), Path(output_root)
     table = shard_table_path(output_root, shard_id(identities))
-    previous = _previous_rows(table, options)
-    jobs, bad_names = plan(input_root, identities)
-    if bad_names:
-        log.warning("%d images skipped, their names are not valid UTF-8: %s", len(bad_names), ", ".join(bad_names))
+    earlier = _earlier_rows(output_root, identities, options, None if seeds is None else [*seeds, table.stem])
+    jobs, rejected = plan(input_root, identities)
+    for source, reason in rejected:
+        log.warning("%s/%s skipped: %s", input_root, source, reason)
     stats = {src: _size_and_mtime(input_root / src) for src, _ in jobs}
-    unchanged = _unchanged_sources(table, stats)
-    rows = [previous[src] for src, out in jobs if _is_done(previous.get(src), out, output_root, src in unchanged)]
+    rows = [earlier[src][0] for src, out in jobs if _is_done(earlier, src, out, stats[src], output_root)]
     done = {row["source"] for row in rows}
     todo = [(src, out) for src, out in jobs if src not in done]
+    rows += [empty_row(source, "unreadable", reason) for source, reason in rejected]
     counts = Counter(
-        bad_name=len(bad_names),
-        resumed=len(rows),
+        bad_name=sum(reason == NOT_UTF8_FILE for _, reason in rejected),
+        resumed=len(done),
         renamed=sum(Path(out).stem != Path(src).stem for src, out in jobs),
         cleaned=_remove_stale_temporaries(output_root, table, jobs),
     )
@@ -245,12 +270,14 @@ def crop_shard(
     last_flush = time.monotonic()
     with _one_torch_thread(), ThreadPoolExecutor(max_workers=2) as pool:
         batch: list[tuple[str, str, np.ndarray]] = []
-        decoded = _decoded([input_root / src for src, _ in todo], options, pool)
+        decoded = _decoded([(input_root / src, src) for src, _ in todo], options, pool)
         for (src, out), img in zip(todo, decoded, strict=True):
-            if img is None or min(img.shape[:2]) < options.min_face_size:
-                row = empty_row(src, "unreadable" if img is None else "too_small")
-                if img is not None:
-                    row.update(width=img.shape[1], height=img.shape[0], n_faces=0)
+            if isinstance(img, str):
+                rows.append(empty_row(src, "unreadable", img))
+                continue
+            if min(img.shape[:2]) < options.min_face_size:
+                row = empty_row(src, "too_small", f"smaller than the minimum face size ({options.min_face_size} px)")
+                row.update(width=img.shape[1], height=img.shape[0], n_faces=0)
                 rows.append(row)
                 continue
             batch.append((src, out, img))
@@ -258,12 +285,12 @@ def crop_shard(
                 rows += _crop_batch(batch, detector, output_root, options, pool)
                 batch = []
             if time.monotonic() - last_flush > FLUSH_SECONDS:
-                write_table(table, rows, options.output_options(), _stats_of(rows, stats))
+                write_table(table, rows, options.output_options(), _stats_of(rows, stats), identities)
                 last_flush = time.monotonic()
         if batch:
             rows += _crop_batch(batch, detector, output_root, options, pool)
-    write_table(table, rows, options.output_options(), _stats_of(rows, stats))
-    counts["removed"] = _remove_outdated_outputs(output_root, previous, jobs, rows)
+    write_table(table, rows, options.output_options(), _stats_of(rows, stats), identities)
+    counts["removed"] = _remove_outdated_outputs(output_root, earlier, jobs, rows)
     counts.update(row["status"] for row in rows)
     summary: dict[str, Any] = {key: counts[key] for key in COUNT_KEYS}
     return summary | {"table": str(table)}

@@ -8,7 +8,9 @@ from typing import Any
 from facenet_core.devices import resolve_device
 from facenet_core.workers import cpu_cores
 
-STAGE_VERSION = 1
+# 2: a `reason` column, rows for symlink loops and names that are not UTF-8 (PNGs unchanged: the
+# rows of version 1 tables are taken over, except those that lack their reason).
+STAGE_VERSION = 2
 OUTPUT_FIELDS = ("image_size", "margin", "min_face_size", "thresholds", "factor", "exif_transpose")
 
 

@@ -15,9 +15,10 @@ import cv2
 import torch
 
 from facenet_core.detect.crop import COUNT_KEYS, crop_shard
+from facenet_core.detect.folder import check_folders, drop_unneeded, output_lock, plan_crop, remove_root_temporaries
 from facenet_core.detect.options import CropOptions
-from facenet_core.detect.shards import list_shards, shard_id
-from facenet_core.detect.table import DETECTIONS, merge_detections, write_table
+from facenet_core.detect.shards import NOT_UTF8_FOLDER, input_folder
+from facenet_core.detect.table import DETECTIONS, empty_row, merge_detections, write_table
 from facenet_core.workers import process_pool
 
 
@@ -64,42 +65,60 @@ def shutdown_shard_processes() -> None:
 
 
 def run_shard(
-    input_root: str | Path, output_root: str | Path, identities: list[str], options: CropOptions
+    input_root: str | Path,
+    output_root: str | Path,
+    identities: list[str],
+    options: CropOptions,
+    seeds: list[str] | None = None,
 ) -> dict[str, Any]:
     """`crop_shard` in one of `options.workers` long-lived worker processes, or in the calling thread
     when `workers` is 1. Threads calling it (the crop flow's task runner) then detect in parallel
     free of the GIL, and the processes load the networks once for all their shards."""
     workers = options.resolved_workers()
     if workers == 1:
-        return crop_shard(input_root, output_root, identities, options)
+        return crop_shard(input_root, output_root, identities, options, seeds)
     pool = _shard_processes(workers)
     try:
-        return pool.submit(crop_shard, input_root, output_root, identities, options).result()
+        return pool.submit(crop_shard, input_root, output_root, identities, options, seeds).result()
     except BrokenProcessPool:
         # A worker died (killed, out of memory) and took every shard in flight with it: each of them
         # goes once more to fresh processes, resuming what its dead worker had finished.
         _drop_shard_processes(pool)
-    return _shard_processes(workers).submit(crop_shard, input_root, output_root, identities, options).result()
+    return _shard_processes(workers).submit(crop_shard, input_root, output_root, identities, options, seeds).result()
 
 
 def crop_tree(
-    input_root: str | Path, output_root: str | Path, options: CropOptions, shard_size: int = 256
+    input_root: str | Path, output_root: str | Path, options: CropOptions, shard_size: int = 256, wait: bool = False
 ) -> dict[str, Any]:
-    """Crop a whole tree of identity folders (shards in worker processes); write detections.parquet."""
-    shards = list_shards(input_root, shard_size)
-    workers = min(options.resolved_workers(), len(shards))
-    totals: Counter = Counter()
-    if workers <= 1:
-        for identities in shards:
-            counts = crop_shard(input_root, output_root, identities, options)
-            totals.update({key: counts[key] for key in COUNT_KEYS})
-    else:
-        with _spawn_pool(workers) as pool:
-            for counts in pool.map(crop_shard, repeat(input_root), repeat(output_root), shards, repeat(options)):
+    """Crop a whole tree of identity folders (shards in worker processes); write detections.parquet.
+
+    Holds the output folder's lock throughout: another crop of the same folder waits for it (`wait`)
+    or stops with a UserError. Shards resume from every earlier table of the folder; at the end the
+    tables no current shard needs are dropped with the crops only they listed (`dropped`, `removed`).
+    """
+    check_folders(input_root, output_root)
+    input_folder(input_root)  # a missing input is named before an output folder is made
+    with output_lock(output_root, wait):
+        cleaned = remove_root_temporaries(output_root)
+        plan = plan_crop(input_root, output_root, shard_size)
+        totals: Counter = Counter(cleaned=cleaned)
+        workers = min(options.resolved_workers(), len(plan.shards))
+        if workers <= 1:
+            for identities, seeds in zip(plan.shards, plan.seeds, strict=True):
+                counts = crop_shard(input_root, output_root, identities, options, seeds)
                 totals.update({key: counts[key] for key in COUNT_KEYS})
-    ids = [shard_id(identities) for identities in shards]
-    if ids:
-        detections = merge_detections(output_root, ids)
-    else:
-        detections = write_table(Path(output_root) / DETECTIONS, [], options.output_options())
-    return {key: totals[key] for key in COUNT_KEYS} | {"shards": len(shards), "detections": str(detections)}
+        else:
+            with _spawn_pool(workers) as pool:
+                args = (repeat(input_root), repeat(output_root), plan.shards, repeat(options), plan.seeds)
+                for counts in pool.map(crop_shard, *args):
+                    totals.update({key: counts[key] for key in COUNT_KEYS})
+        totals.update(unreadable=len(plan.rejected), bad_name=sum(r == NOT_UTF8_FOLDER for _, r in plan.rejected))
+        if plan.shards:
+            detections = merge_detections(output_root, plan.ids, plan.rejected)
+        else:
+            rows = [empty_row(source, "unreadable", reason) for source, reason in plan.rejected]
+            detections = write_table(Path(output_root) / DETECTIONS, rows, options.output_options())
+        dropped = drop_unneeded(output_root, plan.ids)
+    totals["removed"] += dropped["removed"]
+    summary = {key: totals[key] for key in COUNT_KEYS}
+    return summary | {"dropped": dropped["dropped"], "shards": len(plan.shards), "detections": str(detections)}

@@ -1,10 +1,22 @@
-"""Atomic writes: nothing under the final name until the block succeeds; ordinary permissions."""
+"""Atomic writes: nothing under the final name until the block succeeds; ordinary permissions, the umask
+never touched; stale temporaries; the cross-process lock."""
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import filelock
 import pytest
 
-from facenet_core.fileio import atomic_path, atomic_write_json, remove_stale_temporaries, sha256_file, sha256_json
+from facenet_core.fileio import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    exclusive_lock,
+    remove_stale_temporaries,
+    sha256_file,
+    sha256_json,
+)
 
 
 def test_failed_block_leaves_neither_target_nor_temporary(tmp_path):
@@ -44,3 +56,51 @@ def test_hashes_are_content_and_order_stable(tmp_path):
     path.write_bytes(b"abc")
     assert sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert sha256_json({"a": 1, "b": 2}) == sha256_json({"b": 2, "a": 1})
+
+
+def test_atomic_writes_never_change_the_umask(tmp_path, monkeypatch):
+    def forbidden(mask):
+        raise AssertionError("the process umask was changed")
+
+    monkeypatch.setattr(os, "umask", forbidden)
+    atomic_write_json(tmp_path / "a" / "b.json", {"x": 1})
+    assert (tmp_path / "a" / "b.json").read_text() == '{\n  "x": 1\n}\n'
+
+
+def test_folders_made_by_writing_threads_keep_the_umask(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda k: atomic_write_bytes(tmp_path / f"d{k}" / "f", b"x"), range(400)))
+    finally:
+        os.umask(umask)
+    modes = {p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    files = {p.stat().st_mode & 0o777 for p in tmp_path.glob("*/f")}
+    assert (modes, files) == ({0o755}, {0o644})
+
+
+def test_stale_temporaries_by_predicate(tmp_path):
+    (tmp_path / ".0123456789abcdef.parquet.k3j_x9q2.tmp").write_bytes(b"half")
+    (tmp_path / ".notes.txt.a1b2c3d4.tmp").write_bytes(b"someone else's")
+    assert remove_stale_temporaries(tmp_path, lambda name: name.endswith(".parquet")) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [".notes.txt.a1b2c3d4.tmp"]
+
+
+def test_exclusive_lock_waits_or_says_busy(tmp_path):
+    lock = tmp_path / "sub" / ".lock"
+    order = []
+    with exclusive_lock(lock):
+        with pytest.raises(filelock.Timeout):
+            with exclusive_lock(lock, wait=False):
+                order.append("not reached")
+        waiter = threading.Thread(target=lambda: exclusive_lock_then(lock, order))
+        waiter.start()
+        waiter.join(0.3)
+        order.append("released")
+    waiter.join(10)
+    assert order == ["released", "acquired"]
+
+
+def exclusive_lock_then(lock, order):
+    with exclusive_lock(lock):
+        order.append("acquired")

@@ -1,8 +1,11 @@
-"""The crop stage end to end on a tiny generated tree: statuses, crops, names, table, resume."""
+"""The crop stage end to end on a tiny generated tree: statuses and reasons, crops, names, table, resume
+(by source, across regrouped shards), what a rerun removes, the output folder's overlap check and lock."""
 
 import argparse
+import json
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -20,16 +23,20 @@ from facenet_core.detect.crop import (
     crop_shard,
     merge_detections,
 )
+from facenet_core.detect.folder import output_lock
+from facenet_core.detect.options import STAGE_VERSION
 from facenet_core.detect.parallel import crop_tree, run_shard, shutdown_shard_processes
 from facenet_core.detect.shards import list_shards, shard_fingerprint, shard_id
 from facenet_core.detect.table import SCHEMA
+from facenet_core.errors import UserError
+from tests.support.tree_state import tree_state
 
 OPTIONS = CropOptions(image_size=40, batch_size=2, workers=1)
 COLUMNS = (
     ["source", "output", "status", "x1", "y1", "x2", "y2", "crop_x1", "crop_y1", "crop_x2", "crop_y2", "score"]
     + [f"lm_x{k}" for k in range(1, 6)]
     + [f"lm_y{k}" for k in range(1, 6)]
-    + ["n_faces", "width", "height"]
+    + ["n_faces", "width", "height", "reason"]
 )
 
 
@@ -63,6 +70,14 @@ def test_tree_statuses_outputs_and_table(tree, tmp_path):
     assert rows["alice/a.png"]["output"] == "alice/a.png.png"
     assert rows["bob/blank.png"]["output"] is None and rows["bob/blank.png"]["n_faces"] == 0
     assert (rows["bob/tiny.png"]["width"], rows["bob/tiny.png"]["height"]) == (15, 15)
+    assert {src: r["reason"] for src, r in rows.items()} == {
+        "alice/a.jpg": None,
+        "alice/a.png": None,
+        "bob/blank.png": "no face found",
+        "bob/broken.jpg": "UnidentifiedImageError: cannot identify image file 'bob/broken.jpg'",
+        "bob/face.png": None,
+        "bob/tiny.png": "smaller than the minimum face size (20 px)",
+    }
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
         "alice/a.png",
         "alice/a.png.png",
@@ -145,16 +160,25 @@ def test_names_that_are_not_utf8_are_skipped_and_counted(tree, tmp_path, faces, 
     Image.fromarray(faces[1]).save(os.fsdecode(os.path.join(os.fsencode(tree), b"z\xff", b"x.png")), format="PNG")
     out = tmp_path / "out"
     summary = crop_tree(tree, out, OPTIONS, shard_size=1)
-    assert summary["shards"] == 2 and summary["bad_name"] == 1 and summary["ok"] == 3
-    assert set(_rows(out)) == {
+    assert summary["shards"] == 2 and summary["bad_name"] == 2 and summary["ok"] == 3
+    assert summary["unreadable"] == 3  # bob/broken.jpg and the two names
+    rows = _rows(out)
+    assert set(rows) == {
         "alice/a.jpg",
         "alice/a.png",
+        "alice/caf\ufffd.png",
         "bob/blank.png",
         "bob/broken.jpg",
         "bob/face.png",
         "bob/tiny.png",
+        "z\ufffd/x.png",
     }
+    assert rows["alice/caf\ufffd.png"]["status"] == rows["z\ufffd/x.png"]["status"] == "unreadable"
+    assert rows["alice/caf\ufffd.png"]["reason"] == "file name is not valid UTF-8"
+    assert rows["z\ufffd/x.png"]["reason"] == "identity folder name is not valid UTF-8"
     assert "caf\ufffd.png" in caplog.text and "z\ufffd" in caplog.text
+    again = crop_tree(tree, out, OPTIONS, shard_size=1)
+    assert again["resumed"] == 6 and again["bad_name"] == 2 and _rows(out) == rows
 
 
 def test_rerun_with_other_options_is_refused(tree, tmp_path):
@@ -314,3 +338,105 @@ def test_crops_present_checks_every_png_a_shard_table_lists(tree, tmp_path):
     assert crop_module.crops_present(table)
     (out / "bob" / "face.png").unlink()
     assert not crop_module.crops_present(table)
+
+
+def _pngs(out):
+    return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns for p in out.rglob("*.png")}
+
+
+def test_regrouped_shards_resume_by_source_and_old_tables_are_dropped(tree, tmp_path, faces):
+    out = tmp_path / "out"
+    crop_tree(tree, out, OPTIONS, shard_size=1)
+    before, rows = _pngs(out), _rows(out)
+    (tree / "carol").mkdir()  # a new folder: the shards of 2 folders each take alice+bob, carol
+    Image.fromarray(faces[3]).save(tree / "carol" / "c.png")
+    summary = crop_tree(tree, out, OPTIONS, shard_size=2)
+    assert (summary["shards"], summary["resumed"], summary["ok"], summary["dropped"]) == (2, 6, 4, 2)
+    assert {k: v for k, v in _pngs(out).items() if k in before} == before  # nothing cropped again
+    assert {src: r for src, r in _rows(out).items() if src in rows} == rows
+    tables = sorted(p.stem for p in (out / ".shards").iterdir())
+    assert tables == sorted([shard_id(["alice", "bob"]), shard_id(["carol"])])
+
+
+def test_a_deleted_identity_folder_takes_its_crops_along(tree, tmp_path):
+    out = tmp_path / "out"
+    crop_tree(tree, out, OPTIONS, shard_size=1)
+    (out / "alice" / "notes.txt").write_text("mine")  # not the stage's: stays
+    (out / "alice" / "other.png").write_bytes(b"mine too")  # no table lists it: stays
+    for path in (tree / "alice").iterdir():
+        path.unlink()
+    (tree / "alice").rmdir()
+    summary = crop_tree(tree, out, OPTIONS, shard_size=1)
+    assert (summary["dropped"], summary["removed"], summary["resumed"]) == (1, 2, 4)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet") == [
+        ".crop.lock",
+        "alice/notes.txt",
+        "alice/other.png",
+        "bob/face.png",
+    ]
+    assert [p.stem for p in (out / ".shards").iterdir()] == [shard_id(["bob"])]
+    assert all(src.startswith("bob/") for src in _rows(out))
+
+
+def test_symlink_loops_and_broken_links_get_rows(tree, tmp_path):
+    (tree / "bob" / "loop.jpg").symlink_to("loop.jpg")
+    (tree / "bob" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (tree / "bob" / "link.png").symlink_to(tree / "bob" / "face.png")  # a good link is an image
+    (tree / "dave").symlink_to("dave")  # an identity folder that loops
+    out = tmp_path / "out"
+    summary = crop_tree(tree, out, OPTIONS, shard_size=1)
+    rows = _rows(out)
+    assert (rows["bob/loop.jpg"]["status"], rows["bob/loop.jpg"]["reason"]) == ("unreadable", "symbolic link loop")
+    assert rows["bob/gone.png"]["reason"] == "broken symbolic link (its target does not exist)"
+    assert rows["dave/"]["reason"] == "symbolic link loop"
+    assert rows["bob/link.png"]["status"] == "ok"
+    assert summary["unreadable"] == 4 and summary["ok"] == 4
+
+
+def test_version_1_tables_are_taken_over_except_rows_without_reason(tree, tmp_path):
+    out = tmp_path / "out"
+    crop_tree(tree, out, OPTIONS, shard_size=2)
+    table = next((out / ".shards").glob("*.parquet"))
+    old = pq.read_table(table).drop_columns(["reason"])
+    metadata = dict(old.schema.metadata)
+    options = json.loads(metadata[b"facenet.crop_options"]) | {"stage_version": 1}
+    metadata[b"facenet.crop_options"] = json.dumps(options).encode()
+    del metadata[b"facenet.identities"]
+    pq.write_table(old.replace_schema_metadata(metadata), table)
+    before = _pngs(out)
+    summary = crop_tree(tree, out, OPTIONS, shard_size=2)
+    assert summary["resumed"] == 3 and _pngs(out) == before  # the ok rows; the others get their reason
+    assert _rows(out)["bob/broken.jpg"]["reason"].startswith("UnidentifiedImageError")
+    assert json.loads(pq.read_schema(table).metadata[b"facenet.crop_options"])["stage_version"] == STAGE_VERSION
+
+
+def test_output_folder_overlapping_the_input_is_refused(tree, tmp_path):
+    before = tree_state(tmp_path)
+    for output, problem in [(tree, "is the input folder"), (tree / "crops", "is inside"), (tmp_path, "contains")]:
+        with pytest.raises(UserError, match=problem):
+            crop_tree(tree, output, OPTIONS)
+    assert tree_state(tmp_path) == before
+
+
+def test_a_second_crop_of_a_folder_stops_or_waits(tree, tmp_path):
+    out = tmp_path / "out"
+    with ThreadPoolExecutor(1) as thread:
+        with output_lock(out, wait=False):
+            with pytest.raises(UserError, match=f"output folder {out} is being written by another crop"):
+                crop_tree(tree, out, OPTIONS)
+            assert sorted(p.name for p in out.iterdir()) == [".crop.lock"]
+            waiting = thread.submit(crop_tree, tree, out, OPTIONS, 1, True)
+            time.sleep(0.5)
+            assert not waiting.done() and not (out / "bob").exists()
+        assert waiting.result(60)["ok"] == 3
+
+
+def test_stale_detections_temporary_at_the_root_is_removed(tree, tmp_path):
+    out = tmp_path / "out"
+    crop_tree(tree, out, OPTIONS)
+    stale = [out / ".detections.parquet.x1y2z3.tmp", out / ".shards" / ".0123456789abcdef.parquet.q1.tmp"]
+    kept = out / ".notes.txt.x1y2z3.tmp"
+    for path in [*stale, kept]:
+        path.write_bytes(b"half")
+    assert crop_tree(tree, out, OPTIONS)["cleaned"] == 2
+    assert not any(path.exists() for path in stale) and kept.exists()
