@@ -262,3 +262,32 @@ def test_load_config_names_every_bad_name(area) -> None:
         load_config(None, bad)
     text = str(error.value)
     assert "run_name" in text and "dataset.name" in text and "eval_sets.0.name" in text
+
+
+@pytest.mark.parametrize("name", list(BAD_NAMES.values()), ids=list(BAD_NAMES))
+@pytest.mark.parametrize(
+    "field, config",
+    [
+        ("dataset.name", lambda n: {"dataset": {"name": n}}),
+        ("run_name", lambda n: {"run_name": n}),
+        ("eval_sets.0.name", lambda n: {"eval_sets": [{"name": n, "root": "r", "pairs": "p"}]}),
+        ("eval_sets.0.dataset", lambda n: {"eval_sets": [{"name": "e", "dataset": n, "root": "r", "pairs": "p"}]}),
+        ("dataset.files.0.filename", lambda n: {"dataset": {"files": [{"url": "/x.tgz", "filename": n}]}}),
+    ],
+    ids=["dataset", "run", "eval-set", "eval-set-dataset", "filename"],
+)
+def test_preset_names(field: str, config, name: str, area, capsys) -> None:
+    path = preset(area, config(name))
+    before = snapshot(area)
+    code, err = run_cli(["run", "--preset", str(path)], capsys)
+    assert code == 2 and err.startswith("facenet run: error: invalid configuration") and f"{field}:" in err, err
+    assert snapshot(area) == before
+
+
+@pytest.mark.parametrize("name", list(BAD_NAMES.values()), ids=list(BAD_NAMES))
+def test_catalogue_entry_names(name: str, area, monkeypatch, capsys) -> None:
+    path = catalogue(area, monkeypatch, {name: {"description": "evil"}})
+    before = snapshot(area)
+    code, err = run_cli(["download", "--list"], capsys)
+    assert code == 2 and str(path) in err and "entry name" in err and "is not a safe file name" in err, err
+    assert snapshot(area) == before
