@@ -30,6 +30,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = load_config(args.preset, overrides_from_args(args))  # before the heavy imports: errors at once
     from mlflow import MlflowClient
 
     from facenet_core.tracking.metrics import buffer_path, replay_metrics
@@ -37,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from facenet_core.tracking.uri import configure_tracking
     from facenet_core.workspace import Workspace
 
-    config = load_config(args.preset, overrides_from_args(args))
     if not config.run_name:
         raise ValueError("--run_name is required: the run key whose folder holds mlflow-buffer.jsonl")
     workspace = Workspace.from_config(config)

@@ -98,10 +98,10 @@ def starting_point(config: Config, run_dir: Path) -> tuple[Path | None, int, int
 
 
 def run(args: argparse.Namespace) -> int:
+    config = load_config(args.preset, overrides_from_args(args))  # before the heavy imports: errors at once
     from facenet_core.data.manifest import manifest_fingerprint
     from facenet_core.train.launch import run_train_epoch
 
-    config = load_config(args.preset, overrides_from_args(args))
     workspace = Workspace.from_config(config).ensure()
     manifest_path = resolve_manifest(config, workspace)
     config = config.model_copy(update={"training_dataset_csv_path": str(manifest_path)})

@@ -35,10 +35,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = load_config(None, overrides_from_args(args))  # before the heavy imports: errors at once
     from facenet_core.data.manifest import read_manifest
     from facenet_core.data.triplets import generate_triplets, save_triplets
 
-    config = load_config(None, overrides_from_args(args))
     manifest = read_manifest(args.manifest)
     started = time.perf_counter()
     params = {name: getattr(config, name) for name in FIELDS}

@@ -82,7 +82,9 @@ def load_config(preset: str | os.PathLike | None = None, overrides: dict[str, An
     try:
         return Config.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, str(preset or "overrides"))) from None
+        sources = [f"preset {preset}"] if preset else []
+        sources += ["overrides"] if overrides else []
+        raise ConfigError(format_validation_error(error, " + ".join(sources) or "defaults")) from None
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

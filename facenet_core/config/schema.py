@@ -89,7 +89,10 @@ class DatasetConfig(_Strict):
     concatenate_parts: bool = Field(False, description="files are parts of one archive (glint360k_00..06)")
     images_subdir: str | None = Field(None, description="identity folders' location inside the extracted tree")
     max_extract_ratio: float | None = Field(
-        None, gt=0, description="largest extracted/archive size ratio accepted (default 100; more for trusted archives)"
+        None,
+        gt=0,
+        le=100_000,
+        description="largest extracted/archive size ratio accepted (default 100; more for trusted archives)",
     )
     format: Literal["folders", "recordio"] = "folders"
     aligned: bool = Field(

@@ -63,12 +63,13 @@ def label_problem(value: float) -> str | None:
     """Why `value` cannot be an identity label (None when it can): see the module docstring."""
     if not math.isfinite(value):
         return f"label {value} is not a finite number"
+    shown = str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
     if value < 0:
-        return f"label {value:g} is negative"
-    if value != int(value):
-        return f"label {value:g} is not a whole number"
+        return f"label {shown} is negative"
+    if not value.is_integer():
+        return f"label {shown} is not a whole number"
     if value >= MAX_LABEL:
-        return f"label {value:g} is not below {MAX_LABEL} (float32 labels are exact only below it)"
+        return f"label {shown} is not below {MAX_LABEL} (float32 labels are exact only below it)"
     return None
 
 
@@ -88,12 +89,22 @@ def iter_images(
     """Every image record from byte `start` (whose record ordinal is `ordinal`); metadata skipped.
 
     Corrupt records and records whose label is no identity are appended to `errors` as
-    [offset, message] and skipped.
+    [offset, message] and skipped. The .idx is read at once: a bad one fails before any record.
     """
-    errors = errors if errors is not None else []
     keys = offsets = None
     if idx_path is not None and Path(idx_path).is_file():
         keys, offsets = read_index(idx_path)
+    return _images(rec_path, keys, offsets, start, ordinal, errors if errors is not None else [])
+
+
+def _images(
+    rec_path: str | os.PathLike,
+    keys: np.ndarray | None,
+    offsets: np.ndarray | None,
+    start: int,
+    ordinal: int,
+    errors: list,
+) -> Iterator[ImageRecord]:
     with RecordIOReader(rec_path) as reader:
         for offset, data in reader.records(start, on_error=lambda at, msg: errors.append([at, msg])):
             key = number = ordinal
@@ -153,12 +164,12 @@ def unpack_recordio(
         saved = json.loads((out / PROGRESS).read_text())
         if saved.get("source") == source:
             state = saved
+    errors = state["errors"]
+    images = iter_images(rec, idx, start=state["offset"], ordinal=state["ordinal"], errors=errors)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     made: set[int] = set()
-    errors = state["errors"]
     bar = tqdm(total=rec.stat().st_size, initial=state["offset"], unit="B", unit_scale=True, disable=not progress)
-    images = iter_images(rec, idx, start=state["offset"], ordinal=state["ordinal"], errors=errors)
     pending: list[Future] = []
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for count, record in enumerate(images, start=1):
@@ -211,6 +222,6 @@ def _refuse(rec: Path, out: Path, created: bool, errors: list[list]) -> None:
     (out / PROGRESS).unlink(missing_ok=True)
     if created and not any(out.iterdir()):
         out.rmdir()
-    first = "; ".join(f"offset {offset}: {reason}" for offset, reason in errors[:3])
-    found = f"{len(errors)} records rejected ({first}{'; ...' if len(errors) > 3 else ''})" if errors else "none"
-    raise UserError(f"RecordIO file {rec} holds no valid image record ({found}): give an MXNet .rec image pack")
+    shown = "; ".join(f"offset {offset}: {reason}" for offset, reason in errors[:3])
+    rejected = f"{len(errors)} rejected: {shown}{'; ...' if len(errors) > 3 else ''}" if errors else "no image record"
+    raise UserError(f"RecordIO file {rec} holds no valid image record ({rejected}): give an MXNet .rec image pack")

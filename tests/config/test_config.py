@@ -7,6 +7,7 @@ import pytest
 from facenet_core.config import Config, load_config, save_config
 from facenet_core.config.cli_args import add_config_arguments, overrides_from_args
 from facenet_core.config.loading import ConfigError
+from facenet_core.errors import UserError
 from facenet_core.workspace import Workspace, run_key
 
 
@@ -81,3 +82,35 @@ def test_workspace_layout(tmp_path):
     for name in ("downloads", "raw", "cropped", "manifests", "runs", "prefect-results"):
         assert (tmp_path / name).is_dir()
     assert ws.mlflow_db == tmp_path / "mlflow.db"
+
+
+def test_validation_errors_are_one_line_with_the_allowed_range():
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"image_size": 99999999, "lr_schedule": {"gamma": 0}, "normalize_std": [0.2, 0.2, 2]})
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("invalid configuration (overrides): ")
+    assert "image_size: Input should be less than or equal to 1024 (allowed range 32..1024), got 99999999" in message
+    assert "lr_schedule.gamma: Input should be greater than 0 (allowed range > 0 and <= 10), got 0" in message
+    assert "normalize_std.2: Input should be less than or equal to 1 (allowed range > 0 and <= 1), got 2" in message
+
+
+def test_device_names_are_checked_when_the_config_loads():
+    assert load_config(None, {"device": "cuda:1"}).device == "cuda:1"
+    with pytest.raises(ConfigError, match="device 'banana' is not one of auto, cpu, cuda or cuda:N"):
+        load_config(None, {"device": "banana"})
+
+
+def test_preset_yaml_errors_name_the_file_and_the_place(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("epochs: 3\nmargin: [0.2\n")
+    with pytest.raises(ConfigError, match=rf"preset {broken} is not valid YAML \(line 3, column 1\)"):
+        load_config(broken)
+    tagged = tmp_path / "tagged.yaml"
+    tagged.write_text("epochs: !!python/object/apply:os.getpid []\n")
+    with pytest.raises(ConfigError, match=r"line 1, column 9\): could not determine a constructor .*only plain YAML"):
+        load_config(tagged)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"run_name: caf\xe9\n")
+    with pytest.raises(ConfigError, match=rf"preset {latin}: byte 13 is not UTF-8"):
+        load_config(latin)
+    assert issubclass(ConfigError, UserError)

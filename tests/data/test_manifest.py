@@ -179,3 +179,23 @@ def test_identities_file_in_lfw_people_format(tmp_path):
     plain = tmp_path / "ids.txt"
     plain.write_text("# chosen\nalice\n\nbob\n")
     assert read_identities_file(plain) == ["alice", "bob"]
+
+
+def test_symlink_loops_are_rejected_with_their_reason(image_tree, tmp_path):
+    root = image_tree({"ok": 2, "loops": 1})
+    (root / "loops" / "self.jpg").symlink_to("self.jpg")
+    (root / "loops" / "notes").symlink_to("notes")  # not an image name: ignored like any other file
+    (root / "circle").symlink_to("circle")
+    summary = build_manifest(root, tmp_path / "m.parquet", workers=1, progress=False)
+    rejects = pq.read_table(sidecar_paths(tmp_path / "m.parquet")[0]).to_pylist()
+    loop = "symlink loop: too many levels of symbolic links"
+    assert rejects == [{"path": "circle/", "reason": loop}, {"path": "loops/self.jpg", "reason": loop}]
+    assert summary["num_images"] == 3 and summary["empty_identities"] == [] and summary["num_ignored_files"] == 1
+
+
+def test_identities_file_that_is_not_utf8_is_named(image_tree, tmp_path):
+    root = image_tree({"ok": 2})
+    listed = tmp_path / "people.txt"
+    listed.write_bytes(b"ok\n\xe9mile\n")
+    with pytest.raises(ValueError, match=rf"identities file {listed}: line 2 \(byte 3\) is not UTF-8"):
+        build_manifest(root, tmp_path / "m.parquet", identities_file=listed, workers=1, progress=False)

@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -176,3 +177,41 @@ def test_iter_images_without_idx_uses_record_ordinals(tmp_path: Path) -> None:
     (tmp_path / "train.idx").unlink()
     found = [(record.label, record.key, record.data) for record in iter_images(rec)]
     assert found == [(5, 1, images[0]), (7, 2, images[1])]
+
+
+@pytest.mark.parametrize(
+    "label, reason",
+    [
+        (float("nan"), "label nan is not a finite number"),
+        (float("-inf"), "label -inf is not a finite number"),
+        (-3.0, "label -3 is negative"),
+        (2.5, "label 2.5 is not a whole number"),
+        (1e30, "label 1e+30 is not below 16777216 (float32 labels are exact only below it)"),
+        (0.0, None),
+        (16777215.0, None),
+    ],
+)
+def test_label_problem(label: float, reason: str | None) -> None:
+    assert recordio_unpack.label_problem(label) == reason
+
+
+def test_unpack_records_bad_labels_in_the_rejects_table(tmp_path: Path) -> None:
+    rec, _ = write_pack(tmp_path, [0, 1])
+    with RecordIOWriter(tmp_path / "bad.rec") as writer:
+        writer.write(pack_record(IRHeader(0, float("nan"), 9, 0), jpeg(1)))
+    rec.write_bytes(rec.read_bytes() + (tmp_path / "bad.rec").read_bytes())
+    nan_offset = rec.stat().st_size - (tmp_path / "bad.rec").stat().st_size
+    summary = unpack_recordio(rec, tmp_path / "images", progress=False)
+    assert summary["images"] == 2 and summary["errors"] == [[nan_offset, "label nan is not a finite number"]]
+    table = pq.read_table(tmp_path / "images" / ".unpack_rejects.parquet")
+    assert table.to_pylist() == [{"offset": nan_offset, "reason": "label nan is not a finite number"}]
+    assert sorted(p.name for p in (tmp_path / "images").iterdir() if p.is_dir()) == ["id_0", "id_1"]
+
+
+def test_a_file_with_no_image_record_is_refused(tmp_path: Path) -> None:
+    rec = tmp_path / "empty.rec"
+    with RecordIOWriter(rec) as writer:
+        writer.write(pack_record(IRHeader(2, np.array([1, 2], np.float32), 0, 0)))  # a header, no image
+    with pytest.raises(ValueError, match=rf"{rec} holds no valid image record \(no image record\)"):
+        unpack_recordio(rec, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
