@@ -78,6 +78,15 @@ class DownloadFile(_Strict):
     def _plain_filename(cls, value: str | None) -> str | None:
         return None if value is None else safe_name(value, what="file name")
 
+    @model_validator(mode="after")
+    def _plain_url_name(self) -> DownloadFile:
+        """Without `filename`, the URL's last segment (percent-decoded) must be one plain name."""
+        from facenet_core.data.download import default_filename  # the data layer imports this module
+
+        if self.filename is None:
+            default_filename(self.url)
+        return self
+
 
 class DatasetConfig(_Strict):
     """Where a dataset comes from and where its identity folders end up under raw/<name>."""

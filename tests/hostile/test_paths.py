@@ -291,3 +291,15 @@ def test_catalogue_entry_names(name: str, area, monkeypatch, capsys) -> None:
     code, err = run_cli(["download", "--list"], capsys)
     assert code == 2 and str(path) in err and "entry name" in err and "is not a safe file name" in err, err
     assert snapshot(area) == before
+
+
+@pytest.mark.parametrize("segment", list(ENCODED_SEGMENTS.values()), ids=list(ENCODED_SEGMENTS))
+def test_preset_and_flow_urls(segment: str, area, capsys) -> None:
+    """A dataset file's URL whose last segment decodes to a bad name fails when the config loads."""
+    path = preset(area, {"dataset": {"name": "d", "files": [{"url": f"http://127.0.0.1:9/any/{segment}"}]}})
+    before = snapshot(area)
+    code, err = run_cli(["run", "--preset", str(path)], capsys)
+    assert code == 2 and "dataset.files.0" in err and "is not a safe file name" in err, err
+    with pytest.raises(ValueError, match="is not a safe file name"):
+        load_config(None, {"dataset": {"files": [{"url": f"http://127.0.0.1:9/any/{segment}"}]}})
+    assert snapshot(area) == before
