@@ -378,19 +378,21 @@ def test_a_deleted_identity_folder_takes_its_crops_along(tree, tmp_path):
     assert all(src.startswith("bob/") for src in _rows(out))
 
 
-def test_symlink_loops_and_broken_links_get_rows(tree, tmp_path):
+def test_symlink_loops_broken_links_and_fifos_get_rows(tree, tmp_path):
     (tree / "bob" / "loop.jpg").symlink_to("loop.jpg")
     (tree / "bob" / "gone.png").symlink_to(tmp_path / "nowhere.png")
     (tree / "bob" / "link.png").symlink_to(tree / "bob" / "face.png")  # a good link is an image
     (tree / "dave").symlink_to("dave")  # an identity folder that loops
+    os.mkfifo(tree / "bob" / "pipe.jpg")  # opening it would wait for a writer forever: never opened
     out = tmp_path / "out"
     summary = crop_tree(tree, out, OPTIONS, shard_size=1)
     rows = _rows(out)
+    assert rows["bob/pipe.jpg"]["reason"] == "not a regular file"
     assert (rows["bob/loop.jpg"]["status"], rows["bob/loop.jpg"]["reason"]) == ("unreadable", "symbolic link loop")
     assert rows["bob/gone.png"]["reason"] == "broken symbolic link (its target does not exist)"
     assert rows["dave/"]["reason"] == "symbolic link loop"
     assert rows["bob/link.png"]["status"] == "ok"
-    assert summary["unreadable"] == 4 and summary["ok"] == 4
+    assert summary["unreadable"] == 5 and summary["ok"] == 4
 
 
 def test_version_1_tables_are_taken_over_except_rows_without_reason(tree, tmp_path):

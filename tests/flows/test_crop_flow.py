@@ -1,9 +1,13 @@
-"""The facenet-crop flow: one tree cropped into two folders of one workspace gets two sets of crops."""
+"""The facenet-crop flow: one tree cropped into two folders of one workspace gets two sets of crops; a
+deleted crop is made again; regrouped shards and a deleted identity folder crop nothing again."""
+
+import shutil
 
 import pandas as pd
 import pytest
 
 from facenet_core.data.synthetic import generate_identities
+from facenet_core.detect.shards import shard_id
 from flows.crop import crop_dataset
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
@@ -35,3 +39,20 @@ def test_a_deleted_crop_is_cropped_again_on_rerun(tmp_path):
     assert lost.read_bytes() == pixels  # the shard's cached result no longer holds: cropped again, same PNG
     boxes = ["source", "output", "status", "crop_x1", "crop_y1", "crop_x2", "crop_y2"]
     assert again[boxes].equals(first[boxes])  # raw floats may move in the last bits: other batch company
+
+
+def test_regrouped_shards_and_a_deleted_folder_crop_nothing_again(tmp_path):
+    raw = generate_identities(tmp_path / "raw", num_identities=3, images_per_identity=2, seed=5)
+    workspace, options = str(tmp_path / "ws"), {"device": "cpu", "workers": 1, "image_size": 48}
+    out = tmp_path / "ws" / "cropped" / "train"
+    first = pd.read_parquet(crop_dataset(workspace, str(raw), str(out), options, shard_size=1)["detections"])
+    gone, *kept = sorted(p.name for p in raw.iterdir() if p.is_dir())
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    assert any(p.parent.name == gone for p in stamps)
+    shutil.rmtree(raw / gone)
+    again = pd.read_parquet(crop_dataset(workspace, str(raw), str(out), options, shard_size=2)["detections"])
+    left = {p: t for p, t in stamps.items() if p.parent.name != gone}
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == left  # gone's crops removed, none redone
+    assert [p.stem for p in (out / ".shards").glob("*.parquet")] == [shard_id(kept)]
+    same = first[~first["source"].str.startswith(f"{gone}/")].reset_index(drop=True)
+    assert again.equals(same)
