@@ -70,6 +70,16 @@ class CatalogueEntry(BaseModel):
     aligned: bool = False
     max_extract_ratio: float | None = Field(None, gt=0, description="extracted/archive size bound (default 100)")
 
+    @field_validator("images_subdir")
+    @classmethod
+    def _relative_subdir(cls, value: str | None) -> str | None:
+        if value is not None:
+            if value.startswith(("/", "\\")):
+                raise UserError(f"images_subdir {value!r} must be relative to the dataset folder")
+            for part in value.split("/"):
+                safe_name(part, what="images_subdir component")
+        return value
+
 
 def _read_file(path: Path) -> dict[str, CatalogueEntry]:
     if not path.is_file():

@@ -239,8 +239,10 @@ def tiny_entry(**extra) -> dict:
         ({"x": tiny_entry(files=[{"url": "http://h/a/%2E%2E"}])}, "refers to a folder"),
         ({"x": tiny_entry(files=[{"filename": "/etc/x.bin"}])}, "is not a safe"),
         ({"x": tiny_entry(max_extract_ratio=0)}, "greater than 0"),
+        ({"x": tiny_entry(images_subdir="faces/../../..")}, "images_subdir component '..'"),
+        ({"x": tiny_entry(images_subdir="/srv/faces")}, "must be relative"),
     ],
-    ids=["dotdot", "dot", "filename", "encoded-url", "encoded-parent", "absolute", "ratio"],
+    ids=["dotdot", "dot", "filename", "encoded-url", "encoded-parent", "absolute", "ratio", "subdir", "subdir-abs"],
 )
 def test_catalogue_with_unsafe_names_fails_when_read(tmp_path: Path, entries: dict, message: str) -> None:
     catalogue = write_user_catalogue(tmp_path / "bad.yaml", entries)
