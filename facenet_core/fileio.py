@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import filelock
-
 CHUNK = 1 << 20
 
 
@@ -33,19 +31,6 @@ def remove_stale_temporaries(folder: str | os.PathLike, names: set[str] | Callab
             Path(entry.path).unlink(missing_ok=True)
             removed += 1
     return removed
-
-
-@contextlib.contextmanager
-def exclusive_lock(lock_file: str | os.PathLike, *, wait: bool = True) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_file` (created if missing) for the block.
-
-    Another holder makes this wait, or raise `filelock.Timeout` at once when `wait` is False. An OS
-    lock (flock on POSIX, LockFileEx on Windows): released when the holder exits, even when killed,
-    so it never goes stale.
-    """
-    Path(lock_file).parent.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(lock_file, timeout=-1 if wait else 0):
-        yield
 
 
 def _new_temporary(target: Path) -> Path:

@@ -1,18 +1,15 @@
 """Atomic writes: nothing under the final name until the block succeeds; ordinary permissions, the umask
-never touched; stale temporaries; the cross-process lock."""
+never touched; stale temporaries."""
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import filelock
 import pytest
 
 from facenet_core.fileio import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_json,
-    exclusive_lock,
     remove_stale_temporaries,
     sha256_file,
     sha256_json,
@@ -84,23 +81,3 @@ def test_stale_temporaries_by_predicate(tmp_path):
     (tmp_path / ".notes.txt.a1b2c3d4.tmp").write_bytes(b"someone else's")
     assert remove_stale_temporaries(tmp_path, lambda name: name.endswith(".parquet")) == 1
     assert [p.name for p in tmp_path.iterdir()] == [".notes.txt.a1b2c3d4.tmp"]
-
-
-def test_exclusive_lock_waits_or_says_busy(tmp_path):
-    lock = tmp_path / "sub" / ".lock"
-    order = []
-    with exclusive_lock(lock):
-        with pytest.raises(filelock.Timeout):
-            with exclusive_lock(lock, wait=False):
-                order.append("not reached")
-        waiter = threading.Thread(target=lambda: exclusive_lock_then(lock, order))
-        waiter.start()
-        waiter.join(0.3)
-        order.append("released")
-    waiter.join(10)
-    assert order == ["released", "acquired"]
-
-
-def exclusive_lock_then(lock, order):
-    with exclusive_lock(lock):
-        order.append("acquired")
