@@ -134,18 +134,23 @@ def load_model_from_checkpoint(
     for key in ("model_architecture", "embedding_dimension"):
         if key not in checkpoint:
             raise UserError(f"checkpoint {path} lacks {key!r}: cannot rebuild its model")
-    architecture, dimension = checkpoint["model_architecture"], int(checkpoint["embedding_dimension"])
-    model = create_model(architecture, dimension)
+    model = create_model(checkpoint["model_architecture"], int(checkpoint["embedding_dimension"]))
+    load_weights(model, checkpoint, path)
+    return model.to(device).eval(), checkpoint
+
+
+def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """The checkpoint's weights into `model`; a UserError naming the file when they do not fit."""
     try:
         model.load_state_dict(checkpoint["model_state_dict"])
     except RuntimeError as error:
         mismatch = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), None)
         detail = mismatch or str(error).splitlines()[0]
+        architecture, dimension = checkpoint.get("model_architecture"), checkpoint.get("embedding_dimension")
         raise UserError(
             f"checkpoint {path}: its weights do not fit a {architecture} with embedding_dimension={dimension}, "
             f"as its keys say ({detail}); re-save it with the keys of the model it holds"
         ) from None
-    return model.to(device).eval(), checkpoint
 
 
 def weights_only_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from facenet_core.config.loading import config_to_dict
 from facenet_core.config.schema import Config
 from facenet_core.models import create_model, unwrap_model
-from facenet_core.train.checkpoints import TRAINING_STATE_KEYS, load_checkpoint, stored_epoch
+from facenet_core.train.checkpoints import TRAINING_STATE_KEYS, load_checkpoint, load_weights, stored_epoch
 from facenet_core.train.optim import make_optimizer, make_scheduler, set_base_lr, set_position
 from facenet_core.train.rng import capture_rng, restore_rng
 
@@ -80,7 +80,7 @@ def build_state(
     )
     if checkpoint is not None:
         _check_compatible(config, checkpoint, str(checkpoint_in))
-        model.load_state_dict(checkpoint["model_state_dict"])
+        load_weights(model, checkpoint, checkpoint_in)
     memory_format = torch.channels_last if config.channels_last else torch.preserve_format
     model = model.to(device=device, memory_format=memory_format)
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate)

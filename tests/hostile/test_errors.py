@@ -133,6 +133,17 @@ def test_wrong_embedding_size(area, capsys) -> None:
     assert "torch.Size([8, 512])" in line
 
 
+def test_wrong_embedding_size_when_training_resumes(area) -> None:
+    from facenet_core.config import Config
+    from facenet_core.errors import UserError
+    from facenet_core.train.state import build_state
+
+    path = save_checkpoint(area["root"] / "mixed.pt", embedding_dimension=16, weights_dimension=8)
+    config = Config(model_architecture="resnet18", embedding_dimension=16, image_size=32, device="cpu")
+    with pytest.raises(UserError, match=rf"checkpoint {path}: its weights do not fit a resnet18 .*size mismatch"):
+        build_state(config, 1, torch.device("cpu"), path)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
