@@ -16,7 +16,9 @@ def register(subparsers) -> None:
         description=(
             "Crop INPUT_ROOT/<identity>/<image> into OUTPUT_ROOT/<identity>/<stem>.png as the reference "
             "alignment script does (MTCNN, one face per image, margin/2 per side, bilinear resize), and write "
-            "OUTPUT_ROOT/detections.parquet with one row per source image. Reruns skip finished images."
+            "OUTPUT_ROOT/detections.parquet with one row per source image. Reruns skip finished images. "
+            "OUTPUT_ROOT must not be, contain or lie inside INPUT_ROOT; a second crop of the same "
+            "OUTPUT_ROOT while one runs stops with an error."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
