@@ -29,7 +29,7 @@ DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]{1,3})?"
 # make_demo_dataset parameters (dataset.synthetic, `facenet synthetic`): name -> (minimum, maximum).
 SYNTHETIC_RANGES = {
     "num_train_identities": (1, 100_000),
-    "num_eval_identities": (1, 100_000),
+    "num_eval_identities": (2, 100_000),  # different pairs need two people
     "images_per_identity": (1, 1000),
     "seed": (0, MAX_SEED),
     "num_folds": (1, 100),

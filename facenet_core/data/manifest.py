@@ -250,9 +250,14 @@ class Manifest:
 def _metadata(path: Path) -> dict[bytes, bytes]:
     if not path.is_file():
         raise FileNotFoundError(f"manifest {path} not found (build it with `facenet manifest DATAROOT --out {path}`)")
-    metadata = pq.read_schema(path).metadata or {}
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except pa.ArrowException as error:
+        raise UserError(
+            f"manifest {path} is not a Parquet file ({error}): build it with `facenet manifest DATAROOT --out {path}`"
+        ) from None
     if META_FINGERPRINT not in metadata:
-        raise ValueError(f"{path} is not a facenet manifest (no fingerprint in its metadata); rebuild it")
+        raise UserError(f"{path} is not a facenet manifest (no fingerprint in its metadata); rebuild it")
     return metadata
 
 

@@ -167,9 +167,9 @@ def test_command_writes_the_archive_and_rejects_bad_counts(tmp_path: Path, capsy
     printed = json.loads(capsys.readouterr().out)
     assert printed["sha256"] == sha256_file(tmp_path / "synthetic_faces.tar.gz")
     assert _parse([str(tmp_path)]).pairs_per_fold == 30
-    bad = _parse([str(tmp_path), "--seed", "-1"])
-    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
-        bad.func(bad)
+    with pytest.raises(SystemExit):
+        _parse([str(tmp_path), "--seed", "-1"])
+    assert "--seed: -1 is out of range (allowed 0..4294967295)" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -175,6 +175,17 @@ def test_output_path_that_is_a_file(area, capsys) -> None:
     assert snapshot(area) == before and occupied.read_text() == "a file the user made"
 
 
+@pytest.mark.parametrize("command", ["stats", "triplets"])
+def test_manifest_that_is_not_parquet(command: str, area, capsys) -> None:
+    fake = area["root"] / "m.parquet"
+    fake.write_text("path,identity\n")
+    argv = ["stats", str(fake)] if command == "stats" else ["triplets", "--manifest", str(fake), "--epoch", "0"]
+    argv += [] if command == "stats" else ["--out", str(area["root"] / "t.npy")]
+    before = snapshot(area)
+    assert_one_line(*run_cli(argv, capsys), f"manifest {fake} is not a Parquet file", "facenet manifest")
+    assert snapshot(area) == before
+
+
 def test_non_utf8_pairs_file_names_the_file_and_line(area, capsys) -> None:
     from facenet_core.evaluate.pairs import read_pairs
 
