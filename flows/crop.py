@@ -26,6 +26,7 @@ def crop_options(cfg: Config) -> dict[str, Any]:
         "batch_size": cfg.crop_batch_size,
         "exif_transpose": cfg.exif_transpose,
         "png_compress_level": cfg.crop_png_compress_level,
+        "batch_megapixels": cfg.crop_batch_megapixels,
         "device": cfg.device,
         # Locally each shard task (a thread) hands its shard to one of crop_workers processes;
         # a Dask worker runs the shard itself.

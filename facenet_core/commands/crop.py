@@ -57,6 +57,15 @@ def register(subparsers) -> None:
         metavar="BOOL",
         help="rotate images by their EXIF orientation (the reference ignores it)",
     )
+    add_flag(
+        parser,
+        "crop_batch_megapixels",
+        type=float,
+        default=32.0,
+        metavar="MP",
+        help="megapixels of the images detected together, 1..1000 (a larger photo is detected alone, its "
+        "pyramid in tiles): bounds the detector's memory whatever the photo sizes",
+    )
     parser.set_defaults(func=run)
 
 
@@ -72,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         exif_transpose=args.exif_transpose,
         png_compress_level=args.png_compress_level,
+        batch_megapixels=args.crop_batch_megapixels,
     )
     started = time.perf_counter()
     summary = crop_tree(args.input_root, args.output_root, options, shard_size=args.shard_size)

@@ -195,6 +195,9 @@ class Config(_Strict):
     crop_workers: int = Field(0, ge=0, le=MAX_WORKERS, description="crop worker processes (0: one per CPU core)")
     crop_shard_size: int = Field(256, ge=1, le=1_000_000, description="identity folders per crop shard")
     crop_png_compress_level: int = Field(1, ge=0, le=9, description="zlib level of the crop PNGs (6: smaller, slower)")
+    crop_batch_megapixels: float = Field(
+        32.0, ge=1, le=1000, description="megapixels detected together (a larger photo alone): bounds MTCNN's memory"
+    )
     exif_transpose: bool = False
     manifest_validate: bool = Field(True, description="decode every image while scanning (off: trust extensions)")
     manifest_dedupe: bool = Field(False, description="drop byte-identical duplicates (reads every byte)")

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from facenet_core.detect.detector import MTCNN, Faces
+from facenet_core.detect.detector import MTCNN, Faces, fits_batch
 from facenet_core.detect.images import load_rgb
 from facenet_core.detect.options import STAGE_VERSION, CropOptions
 from facenet_core.detect.select import choose_face, crop_box
@@ -97,8 +97,8 @@ def _one_torch_thread() -> Iterator[None]:
 
 
 @functools.lru_cache(maxsize=4)
-def _detector(device: str, min_face_size: int, thresholds: tuple[float, ...], factor: float) -> MTCNN:
-    return MTCNN(device, min_face_size, thresholds, factor)
+def _detector(device: str, min_face_size: int, thresholds: tuple[float, ...], factor: float, pixels: int) -> MTCNN:
+    return MTCNN(device, min_face_size, thresholds, factor, pixels)
 
 
 def _decode(path: Path, exif_transpose: bool, source: str) -> np.ndarray | str:
@@ -113,15 +113,29 @@ def _decode(path: Path, exif_transpose: bool, source: str) -> np.ndarray | str:
 def _decoded(
     paths: list[tuple[Path, str]], options: CropOptions, pool: ThreadPoolExecutor
 ) -> Iterator[np.ndarray | str]:
-    """Decoded images (or the decoder's message) in order, decoding up to two batches ahead in the thread pool."""
-    window = 2 * options.batch_size
-    pending: deque[Future] = deque()
-    for index, (path, source) in enumerate(paths):
-        pending.append(pool.submit(_decode, path, options.exif_transpose, source))
-        if index >= window:
-            yield pending.popleft().result()
+    """Decoded images in order, decoding ahead in the thread pool up to two batches of images and of
+    pixels (read from the files' headers): a run of huge photos is not all decoded at once."""
+    pending: deque[tuple[Future, int]] = deque()
+    ahead = 0
+    for path, source in paths:
+        pixels = _header_pixels(path)
+        while pending and (len(pending) > 2 * options.batch_size or ahead + pixels > 2 * options.batch_pixels):
+            future, done = pending.popleft()
+            ahead -= done
+            yield future.result()
+        pending.append((pool.submit(_decode, path, options.exif_transpose, source), pixels))
+        ahead += pixels
     while pending:
-        yield pending.popleft().result()
+        yield pending.popleft()[0].result()
+
+
+def _header_pixels(path: Path) -> int:
+    """Width x height as the file's header gives them (0 if unreadable): what decoding it will hold."""
+    try:
+        with Image.open(path) as image:
+            return image.width * image.height
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 0
 
 
 def _save_png(pixels: np.ndarray, target: Path, size: int, compress_level: int) -> None:
@@ -266,10 +280,13 @@ def crop_shard(
         cleaned=_remove_stale_temporaries(output_root, table, jobs),
     )
     keep_freed_memory()
-    detector = _detector(options.resolved_device(), options.min_face_size, options.thresholds, options.factor)
+    detector = _detector(
+        options.resolved_device(), options.min_face_size, options.thresholds, options.factor, options.batch_pixels
+    )
     last_flush = time.monotonic()
     with _one_torch_thread(), ThreadPoolExecutor(max_workers=2) as pool:
         batch: list[tuple[str, str, np.ndarray]] = []
+        batch_pixels = 0
         decoded = _decoded([(input_root / src, src) for src, _ in todo], options, pool)
         for (src, out), img in zip(todo, decoded, strict=True):
             if isinstance(img, str):
@@ -280,10 +297,12 @@ def crop_shard(
                 row.update(width=img.shape[1], height=img.shape[0], n_faces=0)
                 rows.append(row)
                 continue
-            batch.append((src, out, img))
-            if len(batch) == options.batch_size:
+            pixels = img.shape[0] * img.shape[1]
+            if not fits_batch(len(batch), batch_pixels, pixels, options.batch_size, options.batch_pixels):
                 rows += _crop_batch(batch, detector, output_root, options, pool)
-                batch = []
+                batch, batch_pixels = [], 0
+            batch.append((src, out, img))
+            batch_pixels += pixels
             if time.monotonic() - last_flush > FLUSH_SECONDS:
                 write_table(table, rows, options.output_options(), _stats_of(rows, stats), identities)
                 last_flush = time.monotonic()

@@ -117,6 +117,15 @@ class PNet(nn.Module):
 
     def forward(self, x: torch.Tensor, sizes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`sizes` (B, 2: height, width) marks zero-padded images; padding then never reaches a valid cell."""
+        return self.scores(self.logits(x, sizes))
+
+    @staticmethod
+    def scores(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(box regression, face probability) from the heads' raw (B, 6, H, W) output."""
+        return logits[:, :4], torch.softmax(logits[:, 4:], dim=1)
+
+    def logits(self, x: torch.Tensor, sizes: torch.Tensor | None = None) -> torch.Tensor:
+        """The heads' raw output: 4 regression channels, then the 2 class logits."""
         x = _conv_prelu(x, self.conv1, self.prelu1)
         if sizes is not None:
             rows = torch.arange(x.shape[2], device=x.device)[None, :] >= (sizes[:, 0:1] - 2)
@@ -125,8 +134,7 @@ class PNet(nn.Module):
         x = _same_max_pool(x, 2, 2)
         x = _conv_prelu(x, self.conv2, self.prelu2)
         x = _conv_prelu(x, self.conv3, self.prelu3)
-        out = F.conv2d(x, self.heads.weight, self.heads.bias)
-        return out[:, :4], torch.softmax(out[:, 4:], dim=1)
+        return F.conv2d(x, self.heads.weight, self.heads.bias)
 
 
 class RNet(nn.Module):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from facenet_core.detect.detector import DEFAULT_MAX_PIXELS, MAX_MAX_PIXELS, MIN_MAX_PIXELS
 from facenet_core.devices import resolve_device
+from facenet_core.errors import UserError
 from facenet_core.workers import cpu_cores
 
 # 2: a `reason` column, rows for symlink loops and names that are not UTF-8 (PNGs unchanged: the
@@ -21,7 +23,8 @@ class CropOptions:
     `device` ("auto", "cpu", "cuda", "cuda:N"), `batch_size` (images per detector call), `workers`
     (processes; 0 = one per CPU core) and `png_compress_level` (zlib level of new PNGs: 1 encodes a
     224-px crop ~5x faster than the reference's 6 for files ~17% larger) change speed or file size
-    only, never the pixels.
+    only, never the pixels. `batch_megapixels` caps the pixels of the images detected together (and of
+    each P-Net call), so the detector's memory stays bounded whatever the photo sizes.
     """
 
     image_size: int = 224
@@ -34,6 +37,7 @@ class CropOptions:
     workers: int = 0
     exif_transpose: bool = False
     png_compress_level: int = 1
+    batch_megapixels: float = DEFAULT_MAX_PIXELS / 1e6
 
     def __post_init__(self) -> None:
         positive = {"image_size": self.image_size, "min_face_size": self.min_face_size, "batch_size": self.batch_size}
@@ -49,6 +53,16 @@ class CropOptions:
         if len(self.thresholds) != 3:
             raise ValueError(f"crop option thresholds needs 3 values (P-, R-, O-Net), got {self.thresholds}")
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        if not MIN_MAX_PIXELS / 1e6 <= self.batch_megapixels <= MAX_MAX_PIXELS / 1e6:
+            raise UserError(
+                f"crop option batch_megapixels must be in {MIN_MAX_PIXELS / 1e6:g}..{MAX_MAX_PIXELS / 1e6:g} "
+                f"(megapixels detected together), got {self.batch_megapixels}"
+            )
+
+    @property
+    def batch_pixels(self) -> int:
+        """`batch_megapixels` in pixels."""
+        return round(self.batch_megapixels * 1e6)
 
     def output_options(self) -> dict[str, Any]:
         """The options that decide the output files, plus the stage version: the cache-relevant part."""

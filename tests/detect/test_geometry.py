@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from facenet_core.detect import boxes as bx
+from facenet_core.detect import resize
 from facenet_core.detect.nms import nms
-from facenet_core.detect.resize import candidate_crops
+from facenet_core.detect.resize import candidate_crops, crop_resized
 from facenet_core.detect.select import choose_face, crop_box
 
 
@@ -109,3 +110,22 @@ def test_nms_drops_a_box_whose_overlap_is_nan_as_the_reference_does():
     boxes = np.array([[0, 0, 10, 10, 0.9], [5, 5, 4, 4, 0.8], [20, 20, 30, 30, 0.7]], dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         assert nms(boxes, 0.7, "min").tolist() == [0, 2] == _greedy_nms(boxes, 0.7, "min")
+
+
+@pytest.mark.parametrize("band_bytes", [40_000, resize.BAND_BYTES])
+@pytest.mark.parametrize("seed", range(2))
+def test_large_boxes_shrunk_band_by_band_equal_opencv_on_the_whole_float64_crop(seed, band_bytes, monkeypatch):
+    monkeypatch.setattr(resize, "BAND_BYTES", band_bytes)
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (900, 1300, 3), dtype=np.uint8)
+    for k in range(6):
+        # Odd boxes: any scale; even ones: multiples of 48 (OpenCV's block averages), some non-square.
+        side = int(rng.integers(520, 1500)) if k % 2 else 48 * int(rng.integers(11, 30))
+        x1, y1 = int(rng.integers(-300, 1000)), int(rng.integers(-300, 700))
+        box = np.array([x1, y1, x1 + side - 1 + 48 * (k % 4 == 2), y1 + side - 1])
+        assert (box[2] - box[0] + 1) * (box[3] - box[1] + 1) > resize.BANDED_PIXELS
+        for size in (24, 48):
+            expected = cv2.resize(resize._padded_crop(img, *box), (size, size), interpolation=cv2.INTER_AREA)
+            found = np.empty_like(expected)
+            crop_resized(img, box, size, found)
+            np.testing.assert_array_equal(found, expected)
