@@ -20,7 +20,7 @@ from tasks import tracking as tracking_tasks
 from tasks import train as train_tasks
 from tasks.caching import results_dir
 
-DEFAULT_PRESET = "deployments/demo.yaml"
+DEFAULT_PRESET = "demo"
 
 
 def triplet_params(cfg: Config) -> dict[str, int]:

@@ -11,7 +11,7 @@ from facenet_core.workspace import Workspace, run_key
 
 EPILOG = """examples:
   facenet train --dataroot workspace/cropped/casia --epochs 30 --run_name casia-r34
-  facenet train --preset deployments/demo.yaml --training_dataset_csv_path workspace/manifests/demo.parquet
+  facenet train --preset demo --training_dataset_csv_path workspace/manifests/demo.parquet
   facenet train --training_dataset_csv_path m.parquet --resume_path model_resnet34_triplet.pt --learning_rate 0.01
   facenet train --training_dataset_csv_path m.parquet --num_processes 4   # DDP through torchrun"""
 
@@ -29,7 +29,11 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--preset", default=None, help="YAML preset (deployments/*.yaml) the flags override")
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="preset the flags override: a packaged preset's name (demo, lfw_view1) or a YAML file",
+    )
     add_config_arguments(parser)
     parser.set_defaults(func=run)
 

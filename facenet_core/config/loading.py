@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from facenet_core.config.presets import preset_path
 from facenet_core.config.schema import Config, bounds_text, field_bounds
 from facenet_core.errors import UserError
 from facenet_core.fileio import atomic_write_text
@@ -31,10 +32,8 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_preset(preset: str | os.PathLike) -> dict[str, Any]:
-    """The raw mapping of a YAML preset file."""
-    path = Path(preset)
-    if not path.is_file():
-        raise ConfigError(f"preset {path} not found (presets live in deployments/, e.g. deployments/demo.yaml)")
+    """The raw mapping of a YAML preset: a packaged preset's short name ('demo') or a file path."""
+    path = preset_path(preset)
     data = parse_yaml(path.read_bytes(), f"preset {path}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"preset {path} must be a mapping of config fields, got {type(data).__name__}")

@@ -16,12 +16,13 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from deployments import CATALOGUE
 from facenet_core.config.schema import DatasetConfig, DownloadFile
 from facenet_core.data.download import default_filename
 from facenet_core.errors import UserError
 from facenet_core.safepath import safe_name
 
-BUILTIN = Path(__file__).resolve().parents[2] / "deployments" / "datasets.yaml"
+BUILTIN = CATALOGUE
 ENV_VAR = "FACENET_DATASETS"
 MERGED_FIELDS = ("concatenate_parts", "images_subdir", "format", "aligned", "max_extract_ratio")
 

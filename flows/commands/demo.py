@@ -6,7 +6,6 @@ import argparse
 import time
 
 from facenet_core.config.loading import load_config
-from flows.presets import resolve_preset
 from flows.runtime import prepare_process
 
 
@@ -18,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "MTCNN, train, evaluate on held-out identities and register the model. A second run comes back Cached.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--preset", default="deployments/demo.yaml", help="preset to run")
+    parser.add_argument("--preset", default="demo", help="preset to run: a packaged preset's name or a YAML file")
     parser.add_argument("--workspace", default=None, help="workspace folder (default: the preset's)")
     parser.set_defaults(func=run)
 
@@ -45,13 +44,12 @@ def _print_summary(summary: dict, seconds: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    preset = resolve_preset(args.preset)
     overrides = {"workspace": args.workspace} if args.workspace else {}
-    cfg = load_config(preset, overrides)
+    cfg = load_config(args.preset, overrides)
     prepare_process(cfg.workspace)
     from flows.train import run_in_process
 
     started = time.perf_counter()
-    summary = run_in_process(preset, overrides)
+    summary = run_in_process(args.preset, overrides)
     _print_summary(summary, time.perf_counter() - started)
     return 0

@@ -7,7 +7,6 @@ import json
 
 from facenet_core.config.cli_args import add_config_arguments, overrides_from_args
 from facenet_core.config.loading import load_config
-from flows.presets import resolve_preset
 from flows.runtime import prepare_process
 
 
@@ -19,20 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Stages already done come back Cached.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--preset", default="deployments/demo.yaml", help="YAML preset (a file or a name in deployments/)"
-    )
+    parser.add_argument("--preset", default="demo", help="preset: a packaged preset's name or a YAML file")
     add_config_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    preset = resolve_preset(args.preset)
     overrides = overrides_from_args(args)
-    cfg = load_config(preset, overrides)
+    cfg = load_config(args.preset, overrides)
     prepare_process(cfg.workspace)
     from flows.train import run_in_process
 
-    summary = run_in_process(preset, overrides)
+    summary = run_in_process(args.preset, overrides)
     print(json.dumps(summary, indent=2, default=str))
     return 0

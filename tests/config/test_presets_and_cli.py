@@ -1,16 +1,23 @@
-"""Every preset validates; every `facenet` subcommand documents its flags with their defaults."""
+"""Every preset validates and is found by its short name; every `facenet` subcommand documents its flags."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+import deployments
 from facenet_core.config import load_config
+from facenet_core.config.presets import is_short_name, preset_names, preset_path
+from facenet_core.data import catalogue
+from facenet_core.errors import UserError
+from facenet_core.safepath import UnsafeNameError
 from flows.cli import build_parser
-from flows.presets import DEPLOYMENTS_DIR, resolve_preset
+from flows.train import DEFAULT_PRESET
 
-PRESETS = sorted(p for p in DEPLOYMENTS_DIR.glob("*.yaml") if p.name != "datasets.yaml")
+REPO = Path(__file__).resolve().parents[2]
+PRESETS = sorted(p for p in deployments.DIR.glob("*.yaml") if p != deployments.CATALOGUE)
 COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
 
@@ -25,17 +32,67 @@ def test_preset_validates(preset):
 
 
 def test_seed_recipe_preset_matches_the_seed():
-    cfg = load_config(resolve_preset("glint360k_resnet34"))
+    cfg = load_config("glint360k_resnet34")
     assert (cfg.model_architecture, cfg.image_size, cfg.embedding_dimension) == ("resnet34", 140, 512)
     assert (cfg.batch_size, cfg.num_human_identities_per_batch, cfg.margin) == (544, 32, 0.2)
     assert (cfg.optimizer, cfg.learning_rate) == ("adagrad", 0.075)
     assert round(cfg.learning_rate * cfg.lr_schedule.gamma, 4) == 0.01 and cfg.lr_schedule.milestones == [85]
 
 
-def test_preset_by_name_and_unknown_preset():
-    assert resolve_preset("demo") == DEPLOYMENTS_DIR / "demo.yaml"
-    with pytest.raises(FileNotFoundError, match="presets in .*demo"):
-        resolve_preset("no-such-preset")
+def test_presets_and_catalogue_live_in_the_deployments_package():
+    assert deployments.DIR == REPO / "deployments"  # the editable install maps the package to the folder
+    assert preset_names() == [p.stem for p in PRESETS] and "datasets" not in preset_names()
+    assert catalogue.BUILTIN == deployments.CATALOGUE and catalogue.BUILTIN.is_file()
+    assert "lfw" in catalogue.load_catalogue()
+
+
+def test_short_name_finds_the_packaged_preset_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lfw_view1").write_text("epochs: 1\n")  # a file named like the preset does not shadow it
+    assert preset_path("lfw_view1") == deployments.DIR / "lfw_view1.yaml"
+    assert load_config("lfw_view1") == load_config(deployments.DIR / "lfw_view1.yaml")
+
+
+@pytest.mark.parametrize("preset", ["mine.yaml", "mine.yml", "sub/mine", "./mine.YAML"])
+def test_a_path_is_read_as_given(preset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / preset).write_text("epochs: 3\n")
+    assert not is_short_name(preset)
+    assert preset_path(preset) == Path(preset) and load_config(preset).epochs == 3
+
+
+def test_a_path_named_like_a_packaged_preset_is_the_local_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo.yaml").write_text("epochs: 7\n")
+    assert load_config("demo.yaml").epochs == 7
+    assert load_config("demo").epochs == load_config(deployments.DIR / "demo.yaml").epochs != 7
+
+
+@pytest.mark.parametrize(
+    ("preset", "error", "message"),
+    [
+        ("no-such-preset", UserError, r"preset 'no-such-preset' is not a packaged preset \(demo, .*lfw_view1"),
+        ("datasets", UserError, r"preset 'datasets' is not a packaged preset"),
+        ("..", UnsafeNameError, r"preset name '\.\.' is not a safe file name"),
+        ("x" * 300, UnsafeNameError, r"longer than 255 bytes"),
+        ("deployments/nothing.yaml", UserError, r"preset deployments/nothing.yaml not found: .*\(demo, "),
+    ],
+)
+def test_unknown_presets_name_the_packaged_ones(preset, error, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=message):
+        load_config(preset)
+
+
+def test_commands_flows_and_deployments_default_to_short_names():
+    parser = build_parser()
+    for command in ("demo", "run"):
+        assert parser.parse_args([command]).preset == "demo"
+    assert DEFAULT_PRESET == "demo"
+    deployments_yaml = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    presets = [d["parameters"]["preset"] for d in deployments_yaml if "preset" in d.get("parameters", {})]
+    assert presets and all(is_short_name(p) and p in preset_names() for p in presets)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
