@@ -264,10 +264,11 @@ def crop_shard(
     """
     input_root, output_root = Path(input_root), Path(output_root)
     table = shard_table_path(output_root, shard_id(identities))
-    earlier = _earlier_rows(output_root, identities, options, None if seeds is None else [*seeds, table.stem])
+    earlier = _earlier_rows(output_root, identities, options, None if seeds is None else sorted({*seeds, table.stem}))
     jobs, rejected = plan(input_root, identities)
-    for source, reason in rejected:
-        log.warning("%s/%s skipped: %s", input_root, source, reason)
+    if rejected:
+        listed = "; ".join(f"{source} ({reason})" for source, reason in rejected)
+        log.warning("%s: %d entries skipped: %s", input_root, len(rejected), listed)
     stats = {src: _size_and_mtime(input_root / src) for src, _ in jobs}
     rows = [earlier[src][0] for src, out in jobs if _is_done(earlier, src, out, stats[src], output_root)]
     done = {row["source"] for row in rows}

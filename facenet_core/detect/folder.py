@@ -43,7 +43,7 @@ def check_folders(input_root: str | Path, output_root: str | Path) -> None:
         problem = f"contains the input folder {input_root}"
     else:
         return
-    raise UserError(f"output folder {output_root} {problem}: choose an output folder outside it")
+    raise UserError(f"output folder {output_root} {problem}: choose one that does not overlap the input folder")
 
 
 @contextlib.contextmanager
