@@ -8,8 +8,9 @@ resampling run in numpy/OpenCV on the CPU exactly as the reference does; the net
 
 Memory is bounded by pixels, whatever the sizes: `detect` splits its images into batches of at
 most `max_pixels` pixels (a larger image alone), a pyramid level larger than a P-Net call's pixels
-is run as tiles whose outputs, stitched, are the whole level's, and candidate crops are cut one
-network call at a time.
+is run as tiles whose outputs, stitched, are the whole level's, candidate crops are cut one
+network call at a time (large candidate boxes band by band, see resize.py) and NMS compares a
+bounded number of boxes at once. The boxes are those of the whole batch in one pass, bit for bit.
 """
 
 from __future__ import annotations

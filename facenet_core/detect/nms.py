@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 BLOCK = 256
+# Overlaps computed at once at most (rows x boxes, float64): the block shrinks for very many boxes,
+# e.g. the P-Net cells of a 48 MP photo's largest pyramid level, so memory stays bounded.
+BLOCK_ELEMENTS = 1 << 22
 
 
 def _suppression_masks(
@@ -56,8 +59,9 @@ def nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarra
     area = (x2 - x1 + 1) * (y2 - y1 + 1)
     suppressed = 0  # bit i: the i-th box in visiting order is suppressed
     keep = []
-    for start in range(0, order.size, BLOCK):
-        block = range(start, min(start + BLOCK, order.size))
+    step = min(BLOCK, max(BLOCK_ELEMENTS // order.size, 1))
+    for start in range(0, order.size, step):
+        block = range(start, min(start + step, order.size))
         if not suppressed >> start:
             rows, index = block, slice(block.start, block.stop)
         else:

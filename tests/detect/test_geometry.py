@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from facenet_core.detect import boxes as bx
+from facenet_core.detect import nms as nms_module
 from facenet_core.detect import resize
 from facenet_core.detect.nms import nms
 from facenet_core.detect.resize import candidate_crops, crop_resized
@@ -48,9 +49,11 @@ def _greedy_nms(boxes, threshold, method):
     return keep
 
 
+@pytest.mark.parametrize("elements", [nms_module.BLOCK_ELEMENTS, 3000])  # 256-row blocks, or 5 rows for 600
 @pytest.mark.parametrize("count", [1, 37, 600])
 @pytest.mark.parametrize(("threshold", "method"), [(0.5, "union"), (0.7, "union"), (0.7, "min")])
-def test_blocked_nms_keeps_what_the_greedy_loop_keeps(count, threshold, method):
+def test_blocked_nms_keeps_what_the_greedy_loop_keeps(count, threshold, method, elements, monkeypatch):
+    monkeypatch.setattr(nms_module, "BLOCK_ELEMENTS", elements)
     rng = np.random.default_rng(count)
     corner = rng.integers(0, 120, size=(count, 2)).astype(np.float64)
     size = rng.integers(4, 50, size=(count, 2)).astype(np.float64)
