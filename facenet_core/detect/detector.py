@@ -10,7 +10,7 @@ Memory is bounded by pixels, whatever the sizes: `detect` splits its images into
 most `max_pixels` pixels (a larger image alone), a pyramid level larger than a P-Net call's pixels
 is run as tiles whose outputs, stitched, are the whole level's, candidate crops are cut one
 network call at a time (large candidate boxes band by band, see resize.py) and NMS compares a
-bounded number of boxes at once. The boxes are those of the whole batch in one pass, bit for bit.
+bounded number of boxes at once. Tiles and bands give the bits of the whole level and the whole crop.
 """
 
 from __future__ import annotations
