@@ -89,7 +89,7 @@ def evaluate_epoch(
 
         where = {"run_dir": run_dir, "tracking_uri": tracking["tracking_uri"]}
         tracking_metrics.log_epoch_metrics(tracking["run_id"], epoch, eval_set["name"], metrics, **where)
-        reports = [written.roc, written.accuracy, written.metrics]
+        reports = [written.roc, written.distances, written.accuracy, written.metrics]
         tracking_metrics.log_artifacts(tracking["run_id"], reports, artifact_path="reports", **where)
     return {
         "epoch": epoch,
@@ -97,6 +97,7 @@ def evaluate_epoch(
         "metrics": metrics,
         "metrics_table": str(written.metrics),
         "roc_plot": str(written.roc),
+        "distance_plot": str(written.distances),
         "accuracy_plot": str(written.accuracy),
     }
 

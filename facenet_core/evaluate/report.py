@@ -15,27 +15,30 @@ from torch import nn
 
 from facenet_core.config.schema import Protocol
 from facenet_core.evaluate.embed import DISTANCE_METRICS, embed_images, pair_distances
-from facenet_core.evaluate.metrics import ROC_THRESHOLDS, PairMetrics, kfold_metrics, train_test_metrics
+from facenet_core.evaluate.metrics import FAR_TARGET, ROC_THRESHOLDS, PairMetrics, kfold_metrics, train_test_metrics
 from facenet_core.evaluate.pairs import ResolvedPairs, filter_people, read_pairs, read_people, resolve_pairs
-from facenet_core.evaluate.plots import plot_accuracy, plot_roc
+from facenet_core.evaluate.plots import plot_accuracy, plot_distances, plot_roc
 from facenet_core.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
 # Bump when evaluation output would change for the same checkpoint and eval set.
-# 2: metrics rows tagged with their evaluation settings.
-STAGE_VERSION = 2
+# 2: metrics rows tagged with their evaluation settings. 3: a distance histogram per evaluation.
+STAGE_VERSION = 3
 METRICS_TABLE = "metrics.parquet"
 PROTOCOLS = get_args(Protocol)
 
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Summary metrics plus the fold-averaged ROC curve and the images that were left out."""
+    """Summary metrics, the fold-averaged ROC curve, the reported pairs' distances and labels
+    (`issame`), and the images that were left out."""
 
     metrics: dict[str, float]
     fpr: np.ndarray
     tpr: np.ndarray
+    distances: np.ndarray
+    issame: np.ndarray
     thresholds: np.ndarray = field(default_factory=lambda: ROC_THRESHOLDS.copy())
     folds: dict[str, np.ndarray] = field(default_factory=dict)
     missing_images: list[str] = field(default_factory=list)
@@ -47,6 +50,7 @@ class ReportPaths(NamedTuple):
     metrics: Path
     roc: Path
     accuracy: Path
+    distances: Path
 
 
 def _field(eval_set: Any, name: str, default: Any = None) -> Any:
@@ -150,6 +154,8 @@ def evaluate_model(
         metrics=summary,
         fpr=metrics.fpr,
         tpr=metrics.tpr,
+        distances=np.asarray(test_d, dtype=np.float64),
+        issame=np.asarray(test_pairs.issame, dtype=bool),
         folds=_fold_arrays(metrics),
         missing_images=missing_images,
     )
@@ -194,9 +200,10 @@ def write_epoch_report(
     report_dir: str | os.PathLike, epoch: int, set_name: str, result: EvalResult, settings: str = ""
 ) -> ReportPaths:
     """Record one evaluation: its row in metrics.parquet (replacing an earlier one for the same
-    epoch and set), roc_<set>_epoch_<e>.png, and accuracy_<set>.png over the epochs evaluated so far
-    under the same `settings` (a tag of the evaluation parameters: rows of other settings stay in
-    the table but are never compared with these)."""
+    epoch and set), roc_<set>_epoch_<e>.png, distances_<set>_epoch_<e>.png (same and different
+    pairs' distances with the chosen threshold and the FAR=1e-3 one marked), and accuracy_<set>.png
+    over the epochs evaluated so far under the same `settings` (a tag of the evaluation parameters:
+    rows of other settings stay in the table but are never compared with these)."""
     report_dir = Path(report_dir)
     metrics = {k: float(v) for k, v in result.metrics.items()}
     row = {"epoch": int(epoch), "set": set_name, "settings": settings, **metrics}
@@ -210,6 +217,14 @@ def write_epoch_report(
 
     roc_path = report_dir / f"roc_{set_name}_epoch_{epoch}.png"
     plot_roc(roc_path, result.fpr, result.tpr, result.metrics["roc_auc"], title=f"ROC {set_name}, epoch {epoch}")
+    distances_path = report_dir / f"distances_{set_name}_epoch_{epoch}.png"
+    plot_distances(
+        distances_path,
+        result.distances,
+        result.issame,
+        distance_thresholds(result.metrics),
+        title=f"Pair distances {set_name}, epoch {epoch}",
+    )
     history = comparable_history(table, set_name, settings)
     accuracy_path = report_dir / f"accuracy_{set_name}.png"
     plot_accuracy(
@@ -220,4 +235,13 @@ def write_epoch_report(
         title=f"{set_name} accuracy",
     )
     log.info(format_log_line(epoch, set_name, result.metrics))
-    return ReportPaths(metrics=metrics_path, roc=roc_path, accuracy=accuracy_path)
+    return ReportPaths(metrics=metrics_path, roc=roc_path, accuracy=accuracy_path, distances=distances_path)
+
+
+def distance_thresholds(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The thresholds a distance histogram marks: the accuracy-maximising one, and the one for
+    FAR=1e-3 when the evaluation found it."""
+    marked = {"best-accuracy threshold": float(metrics["best_distance_threshold"])}
+    if "threshold_at_far" in metrics:
+        marked[f"threshold at FAR={FAR_TARGET:g}"] = float(metrics["threshold_at_far"])
+    return marked

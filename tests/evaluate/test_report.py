@@ -11,9 +11,11 @@ from PIL import Image
 from facenet_core.config.schema import EvalSet
 from facenet_core.evaluate.metrics import ROC_THRESHOLDS
 from facenet_core.evaluate.pairs import read_pairs, resolve_pairs
+from facenet_core.evaluate.plots import plot_distances
 from facenet_core.evaluate.report import (
     EvalResult,
     comparable_history,
+    distance_thresholds,
     evaluate_model,
     format_log_line,
     read_metrics_table,
@@ -49,6 +51,9 @@ def test_kfold10_each_image_once_and_perfect_on_colours(face_tree, colour_net, v
     assert result.metrics["num_pairs"] == 20 and result.metrics["missing_pairs"] == 0
     assert result.fpr.shape == result.tpr.shape == ROC_THRESHOLDS.shape
     assert len(result.folds["accuracy"]) == 10
+    assert result.distances.shape == result.issame.shape == (20,)
+    assert result.issame.sum() == 10  # View 2 blocks: same pairs then different pairs
+    assert result.distances[result.issame].max() < result.distances[~result.issame].min()
 
 
 def test_missing_and_unreadable_images_are_left_out_and_counted(face_tree, colour_net, view2_file):
@@ -86,6 +91,7 @@ def test_train_test_protocol_with_people_filter(face_tree, colour_net, tmp_path)
     filtered = evaluate_model(colour_net, eval_set.model_copy(update={"people_file": str(people)}), **KWARGS)
     assert filtered.metrics["num_pairs"] == 3  # Eve/Fay pairs only; the training pairs are not filtered
     assert filtered.metrics["num_same_pairs"] == 2
+    assert filtered.issame.tolist() == [True, True, False]  # the reported (test) pairs, not the threshold pairs
     with pytest.raises(ValueError, match="protocol"):
         evaluate_model(colour_net, {"root": face_tree, "pairs": test, "protocol": "loo"}, **KWARGS)
 
@@ -109,7 +115,9 @@ def make_result(accuracy: float) -> EvalResult:
         "missing_pairs": 0,
     }
     grid = np.linspace(0, 1, 400)
-    return EvalResult(metrics=metrics, fpr=grid, tpr=np.sqrt(grid))
+    distances = np.array([0.2, 0.4, 0.5, 0.8, 1.3, 1.5, 1.6])
+    issame = np.array([True, True, True, True, False, False, False])
+    return EvalResult(metrics=metrics, fpr=grid, tpr=np.sqrt(grid), distances=distances, issame=issame)
 
 
 def assert_png(path):
@@ -125,7 +133,8 @@ def test_epoch_reports_table_and_plots(tmp_path, caplog):
     assert paths.metrics == reports / "metrics.parquet"
     assert paths.roc == reports / "roc_lfw_epoch_0.png"
     assert paths.accuracy == reports / "accuracy_lfw.png"
-    for png in (paths.roc, paths.accuracy):
+    assert paths.distances == reports / "distances_lfw_epoch_0.png"
+    for png in (paths.roc, paths.accuracy, paths.distances):
         assert_png(png)
     assert "Epoch 0 lfw: Accuracy 0.7000+-0.0100" in caplog.text
     write_epoch_report(reports, 1, "lfw", make_result(0.80))
@@ -138,6 +147,9 @@ def test_epoch_reports_table_and_plots(tmp_path, caplog):
     assert sorted(p.name for p in reports.iterdir()) == [
         "accuracy_lfw.png",
         "accuracy_view1.png",
+        "distances_lfw_epoch_0.png",
+        "distances_lfw_epoch_1.png",
+        "distances_view1_epoch_0.png",
         "metrics.parquet",
         "roc_lfw_epoch_0.png",
         "roc_lfw_epoch_1.png",
@@ -183,3 +195,19 @@ def test_rows_of_other_settings_stay_but_are_not_compared(tmp_path):
     legacy = table.drop(columns="settings")  # a table written before the column existed
     legacy.to_parquet(reports / "metrics.parquet", index=False)
     assert read_metrics_table(reports)["settings"].tolist() == ["", ""]
+
+
+def test_distance_histogram_counts_each_class_and_marks_both_thresholds(tmp_path):
+    result = make_result(0.9)
+    marked = distance_thresholds({**result.metrics, "threshold_at_far": 0.3})
+    assert marked == {"best-accuracy threshold": 1.1, "threshold at FAR=0.001": 0.3}
+    drawn = plot_distances(tmp_path / "d.png", result.distances, result.issame, marked, "lfw", bins=4)
+    assert_png(drawn.path)
+    assert drawn.thresholds == marked
+    np.testing.assert_allclose(drawn.edges, [0.2, 0.55, 0.9, 1.25, 1.6])  # data and thresholds spanned
+    assert drawn.same_counts.tolist() == [3, 1, 0, 0]
+    assert drawn.different_counts.tolist() == [0, 0, 0, 3]
+    # A threshold beyond every distance widens the bins so that its line is on the plot.
+    wide = plot_distances(tmp_path / "w.png", result.distances, result.issame, {"t": 3.0}, "lfw", bins=4)
+    assert wide.edges[-1] == 3.0 and wide.same_counts.sum() == 4 and wide.different_counts.sum() == 3
+    assert distance_thresholds({"best_distance_threshold": 0.7}) == {"best-accuracy threshold": 0.7}
