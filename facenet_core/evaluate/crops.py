@@ -24,6 +24,7 @@ def crop_options_of(config: Config, device: str | None = None) -> CropOptions:
         exif_transpose=config.exif_transpose,
         batch_size=config.crop_batch_size,
         png_compress_level=config.crop_png_compress_level,
+        batch_megapixels=config.crop_batch_megapixels,
         workers=config.crop_workers,
         device=device or config.device,
     )
