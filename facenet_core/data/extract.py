@@ -106,7 +106,23 @@ def archive_kind(path: Path) -> str | None:
     return None
 
 
-def _member_path(archive: str, name: str) -> str | None:
+class _Checked:
+    """Names and folders already proven safe during one extraction: a folder name repeats for each
+    of its files, and proving it once keeps the check cheap on archives of millions of entries."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.folders: set[str] = set()
+
+    def confine_folder(self, into: Path, name: str, label: str) -> None:
+        """Prove (resolving symlinks) that the folder of entry `name` stays inside `into`."""
+        folder = name.rpartition("/")[0]
+        if folder and folder not in self.folders:
+            safe_relative(into, folder, what=f"{label}: folder")
+            self.folders.add(folder)
+
+
+def _member_path(archive: str, name: str, checked: _Checked) -> str | None:
     """The entry's normalised relative POSIX path (None for the archive's root folder `./`), or UnsafeArchiveError."""
     unified = name.replace("\\", "/")
     if unified.startswith("/") or PureWindowsPath(name).drive:
@@ -116,7 +132,8 @@ def _member_path(archive: str, name: str) -> str | None:
         raise UnsafeArchiveError(f"{archive}: entry {name!r} contains '..'; refusing to extract")
     try:
         for part in parts:
-            safe_name(part, what="component")
+            if part not in checked.names:
+                checked.names.add(safe_name(part, what="component"))
     except UnsafeNameError as error:
         raise UnsafeArchiveError(
             f"{archive}: entry {name!r} is not a safe path ({error}); refusing to extract"
@@ -137,8 +154,8 @@ def _check_link(archive: str, name: str, target: str, relative_to_entry: bool) -
         raise UnsafeArchiveError(f"{archive}: link {name!r} -> {target!r} points outside the target; refusing")
 
 
-def _check_tar_member(archive: str, member: tarfile.TarInfo) -> str | None:
-    name = _member_path(archive, member.name)
+def _check_tar_member(archive: str, member: tarfile.TarInfo, checked: _Checked) -> str | None:
+    name = _member_path(archive, member.name, checked)
     if name is None:
         return None
     if member.issym():
@@ -162,20 +179,20 @@ def _tar_members(parts: Sequence[Path]) -> Iterator[tarfile.TarInfo]:
         yield from tar
 
 
-def _tar_size(parts: Sequence[Path]) -> int:
+def _tar_size(parts: Sequence[Path], checked: _Checked) -> int:
     label = parts[0].name
     total = 0
     for member in _tar_members(parts):
-        _check_tar_member(label, member)
+        _check_tar_member(label, member, checked)
         total += member.size if member.isfile() else 0
     return total
 
 
-def _zip_size(source: Path, label: str) -> int:
+def _zip_size(source: Path, label: str, checked: _Checked) -> int:
     with zipfile.ZipFile(source) as archive:
         infos = archive.infolist()
         for info in infos:
-            name = _member_path(label, info.filename)
+            name = _member_path(label, info.filename, checked)
             kind = stat.S_IFMT(info.external_attr >> 16)
             if kind == stat.S_IFLNK and name is not None:
                 _check_link(label, name, archive.read(info).decode("utf-8", "replace"), relative_to_entry=True)
@@ -201,18 +218,18 @@ def check_limits(label: str, archive_bytes: int, total: int, target: Path, max_r
         )
 
 
-def _extract_tar(parts: Sequence[Path], into: Path, progress: bool) -> tuple[int, str]:
+def _extract_tar(parts: Sequence[Path], into: Path, progress: bool, checked: _Checked) -> tuple[int, str]:
     label = parts[0].name
     count = 0
     with PartsReader(parts, progress) as stream:
         buffered = io.BufferedReader(stream, CHUNK)
         with tarfile.open(fileobj=buffered, mode="r|*") as tar:
             for member in tar:
-                name = _check_tar_member(label, member)
+                name = _check_tar_member(label, member, checked)
                 if name is None:
                     continue
-                safe_relative(into, name, what=f"{label}: entry")
-                tar.extract(member, into, filter="data")
+                checked.confine_folder(into, name, label)
+                tar.extract(member, into, filter="data")  # the data filter resolves each member too
                 count += 1
         while buffered.read(CHUNK):
             pass
@@ -229,7 +246,7 @@ def _joined_zip(parts: Sequence[Path], into: Path, progress: bool) -> Path:
     return joined
 
 
-def _extract_zip(source: Path, label: str, into: Path, progress: bool) -> tuple[int, str]:
+def _extract_zip(source: Path, label: str, into: Path, progress: bool, checked: _Checked) -> tuple[int, str]:
     digest = hashlib.sha256()
     with open(source, "rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
@@ -237,10 +254,10 @@ def _extract_zip(source: Path, label: str, into: Path, progress: bool) -> tuple[
     count = 0
     with zipfile.ZipFile(source) as archive:
         for info in tqdm(archive.infolist(), desc=label, unit="file", disable=not progress):
-            name = _member_path(label, info.filename)
+            name = _member_path(label, info.filename, checked)
             if name is None:
                 continue
-            safe_relative(into, name, what=f"{label}: entry")
+            checked.confine_folder(into, name, label)
             archive.extract(info, into)
             count += 1
     return count, digest.hexdigest()
@@ -424,18 +441,19 @@ def _extract_locked(parts: list[Path], target: Path, progress: bool, max_ratio: 
     staging = target / f".partial.{label}"
     shutil.rmtree(staging, ignore_errors=True)
     joined: Path | None = None
+    checked = _Checked()
     try:
         if kind == "tar":
-            total = _tar_size(parts)
+            total = _tar_size(parts, checked)
         else:
             joined = _joined_zip(parts, staging, progress)
-            total = _zip_size(joined, label)
+            total = _zip_size(joined, label, checked)
         check_limits(label, sum(p.stat().st_size for p in parts), total, target, max_ratio)
         staging.mkdir()
         if kind == "tar":
-            count, digest = _extract_tar(parts, staging, progress)
+            count, digest = _extract_tar(parts, staging, progress, checked)
         else:
-            count, digest = _extract_zip(joined, label, staging, progress)
+            count, digest = _extract_zip(joined, label, staging, progress, checked)
         files = _staged_files(staging)
         _merge(staging, target, label, listing_path(target, parts), files, changed)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as error:
