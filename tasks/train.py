@@ -12,6 +12,7 @@ from facenet_core.data import triplets as triplets_core
 from facenet_core.data.manifest import read_manifest
 from facenet_core.fileio import sha256_file
 from facenet_core.tracking import metrics as tracking_metrics
+from facenet_core.tracking.system import system_metrics
 from facenet_core.train import engine
 from facenet_core.train.checkpoints import pruned_by_retention
 from facenet_core.train.launch import run_train_epoch
@@ -109,7 +110,11 @@ def train_epoch(
             )
 
     cfg = Config.model_validate(config)
-    checkpoint = run_train_epoch(cfg, epoch, Path(triplets_path), checkpoint_in, Path(run_dir), on_metrics=on_metrics)
+    tracked = tracking or {}
+    with system_metrics(tracked.get("run_id"), tracked.get("tracking_uri"), enabled=cfg.log_system_metrics):
+        checkpoint = run_train_epoch(
+            cfg, epoch, Path(triplets_path), checkpoint_in, Path(run_dir), on_metrics=on_metrics
+        )
     summary = engine.read_epoch_summary(checkpoint)
     if summary.get("optimizer_state") == "fresh":
         note = f"epoch {epoch}: {summary['optimizer_state_note']}"

@@ -223,6 +223,9 @@ class Config(_Strict):
     selection_metric: Literal["accuracy", "roc_auc", "tar_at_far"] = "accuracy"
     selection_eval_set: str | None = Field(None, description="eval set that picks the best epoch (default: first)")
     log_every_n_steps: int = Field(50, ge=1, le=1_000_000)
+    log_system_metrics: bool = Field(
+        True, description="log CPU, memory and GPU use to MLflow while training (system/* metrics)"
+    )
     checkpoint_retention: int | None = Field(
         None, ge=0, le=MAX_EPOCHS, description="keep weights of the last N epochs (default: all)"
     )

@@ -143,13 +143,21 @@ def replay_metrics(run_dir: str | os.PathLike, run_id: str, tracking_uri: str | 
     return len(records)
 
 
+def recently_unreachable(tracking_uri: str | None = None) -> bool:
+    """Whether a call to this store (default: MLflow's current one) failed in the last
+    `RETRY_AFTER_S` seconds: callers that would block on it skip it for now."""
+    import mlflow
+
+    failed_at = _down_since.get(tracking_uri or mlflow.get_tracking_uri())
+    return failed_at is not None and time.monotonic() - failed_at < RETRY_AFTER_S
+
+
 def _send(run_id: str | None, records: list[dict], run_dir: str | os.PathLike, tracking_uri: str | None) -> bool:
     """Log `records` now, or buffer them when there is no run or MLflow is unreachable."""
     import mlflow
 
     uri = tracking_uri or mlflow.get_tracking_uri()
-    failed_at = _down_since.get(uri)
-    if run_id is None or (failed_at is not None and time.monotonic() - failed_at < RETRY_AFTER_S):
+    if run_id is None or recently_unreachable(uri):
         _append_buffer(run_dir, records)
         return False
     try:
