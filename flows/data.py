@@ -6,12 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from prefect import get_run_logger
 
 from facenet_core.config import Config, DatasetConfig, DownloadFile, EvalSet
 from facenet_core.data.catalogue import resolve_dataset
 from facenet_core.data.manifest import manifest_fingerprint
 from facenet_core.detect.options import CropOptions
+from facenet_core.detect.table import DETECTIONS
+from facenet_core.errors import UserError
 from facenet_core.fileio import sha256_json
 from facenet_core.tracking.contract import preprocessing, source_aligned
 from facenet_core.workspace import Workspace
@@ -47,6 +51,29 @@ def crop_folder(cfg: Config, ws: Workspace, raw_root: Path, name: str) -> tuple[
     out = ws.cropped / CropOptions(**crop_options(cfg)).folder_name(name)
     merged = run_crop(cfg, raw_root, out)
     return out, merged["fingerprint"]
+
+
+def check_faces_found(detections: Path, dataset: str) -> dict[str, int]:
+    """Statuses of a crop of pre-aligned faces, logged (MTCNN may miss faces that fill the picture);
+    a UserError when it found none, which would leave nothing to train on."""
+    counts = pc.value_counts(pq.read_table(detections, columns=["status"]).column("status")).to_pylist()
+    statuses = {str(row["values"]): int(row["counts"]) for row in counts}
+    total = sum(statuses.values())
+    found = statuses.get("ok", 0)
+    get_run_logger().info(
+        "MTCNN found a face in %d of %d pre-aligned images of %s (%s; per image in %s)",
+        found,
+        total,
+        dataset,
+        ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())),
+        detections,
+    )
+    if total and not found:
+        raise UserError(
+            f"MTCNN found no face in the {total} pre-aligned images of dataset {dataset!r} (statuses in "
+            f"{detections}); check the images, or set crop: none to train on them as they are"
+        )
+    return statuses
 
 
 @dataclass(frozen=True)
@@ -94,6 +121,8 @@ def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
                     cfg.crop_margin,
                 )
             root, fingerprint = crop_folder(cfg, ws, raw, cfg.dataset.name)
+            if dataset.aligned:
+                check_faces_found(root / DETECTIONS, dataset.name)
             crops[raw] = (root, fingerprint)
             name = root.name
     suffix = "" if not cfg.identities_file else f"-{file_fingerprint(cfg.identities_file)[:8]}"
