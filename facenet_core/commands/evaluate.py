@@ -42,7 +42,8 @@ def register(subparsers) -> None:
         parser,
         "workspace",
         default=None,
-        help="workspace whose cropped/ caches the crops (None: the checkpoint's training workspace, else ./workspace)",
+        help="workspace whose cropped/ caches the crops (None: the checkpoint's training workspace when it exists "
+        "here, else ./workspace)",
     )
     add_flag(parser, "pairs", default=None, help="pairs file (None: pairs.txt beside the --lfw folder)")
     add_flag(
@@ -116,7 +117,8 @@ def _crop(args: argparse.Namespace, checkpoint: dict, device: str) -> Path:
     from facenet_core.workspace import Workspace
 
     config = training_config(checkpoint)
-    workspace = Workspace(Path(args.workspace or config.workspace).expanduser().resolve())
+    trained_in = Path(config.workspace).expanduser()
+    workspace = Workspace(Path(args.workspace or (trained_in if trained_in.is_dir() else DEFAULTS.workspace)).resolve())
     folder, counts = crop_for_evaluation(args.lfw, config, workspace, device=device)
     print(
         f"evaluating on MTCNN crops ({config.crop_image_size} px, margin {config.crop_margin}) in {folder}: "

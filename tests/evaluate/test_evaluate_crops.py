@@ -151,3 +151,14 @@ def test_lfw_cropped_makes_the_lfw_eval_set_aligned(tmp_path):
     config = Config(lfw=str(tmp_path / "crops"), lfw_cropped=True)
     assert [s.aligned for s in config.resolved_eval_sets()] == [True]
     assert [s.aligned for s in Config(lfw=str(tmp_path / "raw")).resolved_eval_sets()] == [False]
+
+
+def test_a_training_workspace_absent_here_falls_back_to_the_current_folder(raw_faces, tmp_path, monkeypatch, capsys):
+    """A checkpoint from another machine names a workspace that does not exist here: ./workspace is used."""
+    elsewhere = tmp_path / "other-machine" / "workspace"
+    config = Config(workspace=str(elsewhere), crop_workers=1)
+    checkpoint = _checkpoint(tmp_path / "foreign.pt", config)
+    monkeypatch.chdir(tmp_path)
+    _, err = _evaluate(capsys, "--checkpoint", str(checkpoint), "--lfw", str(raw_faces))
+    assert f"in {tmp_path / 'workspace' / 'cropped' / 'eval-faces'}:" in err
+    assert not elsewhere.exists()
