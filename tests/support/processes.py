@@ -94,12 +94,22 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
     raise TimeoutError(f"nothing listened on port {port} within {timeout:.0f} s")
 
 
-def prefect_server(tmp: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    """A real `prefect server start` on a free loopback port; returns it and the env pointing at it."""
+def prefect_server(tmp: Path, database_url: str | None = None) -> tuple[subprocess.Popen, dict[str, str]]:
+    """A real `prefect server start` on a free loopback port; returns it and the env pointing at it.
+
+    `database_url`: the server's database (PREFECT_SERVER_DATABASE_CONNECTION_URL); default SQLite in tmp.
+    """
     port = free_port()
     env = service_env(PREFECT_HOME=str(tmp / "prefect-home"), PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
+    server_env = env if database_url is None else {**env, "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url}
     server = start(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, tmp / "server.log"
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        server_env,
+        tmp / "server.log",
     )
-    wait_for_http(f"http://127.0.0.1:{port}/api/health", timeout=240, process=server)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/api/health", timeout=240, process=server)
+    except BaseException:
+        stop(server)
+        raise
     return server, env
