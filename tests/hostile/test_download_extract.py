@@ -247,6 +247,7 @@ def test_two_processes_fetch_one_file_once(area, server) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the Prefect harness may start it, slowly on a loaded machine
 @pytest.mark.usefixtures("prefect_harness")
 def test_download_task_retries_only_transient_errors(area, server) -> None:
     from prefect import flow

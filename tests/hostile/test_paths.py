@@ -233,6 +233,7 @@ def test_run_dir_through_a_symlink_out_is_refused(area) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the Prefect harness may start it, slowly on a loaded machine
 @pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.parametrize(
     "overrides, message",
