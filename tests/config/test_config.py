@@ -65,7 +65,7 @@ def test_preset_merge_and_round_trip(tmp_path):
 
 
 def test_missing_preset_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="nope.yaml not found"):
+    with pytest.raises(UserError, match=r"nope.yaml not found: .* packaged preset name \(demo, "):
         load_config(tmp_path / "nope.yaml")
 
 
