@@ -66,10 +66,20 @@ def register(subparsers) -> None:
         help="megapixels of the images detected together, 1..1000 (a larger photo is detected alone, its "
         "pyramid in tiles): bounds the detector's memory whatever the photo sizes",
     )
+    add_flag(
+        parser,
+        "no_progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar (images, images/s, ETA) on stderr; it is shown only when stderr is a terminal anyway",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from facenet_core.detect.crop import images_of
     from facenet_core.detect.options import CropOptions
     from facenet_core.detect.parallel import crop_tree
 
@@ -84,7 +94,11 @@ def run(args: argparse.Namespace) -> int:
         batch_megapixels=args.crop_batch_megapixels,
     )
     started = time.perf_counter()
-    summary = crop_tree(args.input_root, args.output_root, options, shard_size=args.shard_size)
-    summary["seconds"] = round(time.perf_counter() - started, 1)
+    # disable=None: tqdm draws only when stderr is a terminal, so logs and CI output stay clean.
+    with tqdm(desc="crop", unit="img", disable=None if args.progress else True, dynamic_ncols=True) as bar:
+        summary = crop_tree(args.input_root, args.output_root, options, shard_size=args.shard_size, progress=bar)
+    seconds = time.perf_counter() - started
+    summary["seconds"] = round(seconds, 1)
+    summary["images_per_second"] = round(images_of(summary) / max(seconds, 1e-9), 1)
     print(json.dumps(summary, indent=2))
     return 0

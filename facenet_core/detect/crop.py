@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from facenet_core.detect.detector import MTCNN, Faces, fits_batch
-from facenet_core.detect.images import load_rgb
+from facenet_core.detect.images import is_image_file, load_rgb
 from facenet_core.detect.options import STAGE_VERSION, CropOptions
 from facenet_core.detect.select import choose_face, crop_box
 from facenet_core.detect.shards import NOT_UTF8_FILE, list_shards, plan, shard_fingerprint, shard_id
@@ -36,6 +36,7 @@ from facenet_core.detect.table import (
     BOX,
     CROP,
     LANDMARKS,
+    STATUSES,
     check_options,
     empty_row,
     listed_output,
@@ -189,6 +190,23 @@ def _earlier_rows(output_root: Path, identities: list[str], options: CropOptions
     return earlier
 
 
+def image_count(input_root: str | Path, shards: list[list[str]]) -> int:
+    """How many images the shards hold, from the folders' listings alone (names, no reads or stats):
+    the total of a progress bar, cheap on millions of images."""
+    root = Path(input_root)
+    return sum(
+        sum(1 for entry in (root / name).iterdir() if is_image_file(entry))
+        for shard in shards
+        for name in shard
+        if (root / name).is_dir()
+    )
+
+
+def images_of(counts: dict[str, Any]) -> int:
+    """Images a shard's summary accounts for (one row each, whatever its status)."""
+    return sum(counts[status] for status in STATUSES)
+
+
 def crops_present(table: str | Path) -> bool:
     """Whether every PNG a shard table (OUTPUT_ROOT/.shards/<id>.parquet) lists as cropped exists."""
     output_root = Path(table).parent.parent
@@ -252,6 +270,7 @@ def crop_shard(
     identities: list[str],
     options: CropOptions,
     seeds: list[str] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Crop every image of `identities`; write PNGs and `output_root/.shards/<shard_id>.parquet`.
 
@@ -261,7 +280,11 @@ def crop_shard(
     `<stem>.<ext>.png` because another file of the folder had the same stem), `cleaned` (temporaries
     of a killed earlier run removed), `removed` (PNGs of an earlier run that no longer stand for a
     face of a present source) and `table`.
+
+    `progress(n)` is called as rows are made, n images at a time (kept rows first, then each image
+    or batch); the n add up to the shard's images.
     """
+    advance = progress or (lambda n: None)
     input_root, output_root = Path(input_root), Path(output_root)
     table = shard_table_path(output_root, shard_id(identities))
     earlier = _earlier_rows(output_root, identities, options, None if seeds is None else sorted({*seeds, table.stem}))
@@ -280,6 +303,7 @@ def crop_shard(
         renamed=sum(Path(out).stem != Path(src).stem for src, out in jobs),
         cleaned=_remove_stale_temporaries(output_root, table, jobs),
     )
+    advance(len(rows))
     keep_freed_memory()
     detector = _detector(
         options.resolved_device(), options.min_face_size, options.thresholds, options.factor, options.batch_pixels
@@ -292,15 +316,18 @@ def crop_shard(
         for (src, out), img in zip(todo, decoded, strict=True):
             if isinstance(img, str):
                 rows.append(empty_row(src, "unreadable", img))
+                advance(1)
                 continue
             if min(img.shape[:2]) < options.min_face_size:
                 row = empty_row(src, "too_small", f"smaller than the minimum face size ({options.min_face_size} px)")
                 row.update(width=img.shape[1], height=img.shape[0], n_faces=0)
                 rows.append(row)
+                advance(1)
                 continue
             pixels = img.shape[0] * img.shape[1]
             if not fits_batch(len(batch), batch_pixels, pixels, options.batch_size, options.batch_pixels):
                 rows += _crop_batch(batch, detector, output_root, options, pool)
+                advance(len(batch))
                 batch, batch_pixels = [], 0
             batch.append((src, out, img))
             batch_pixels += pixels
@@ -309,6 +336,7 @@ def crop_shard(
                 last_flush = time.monotonic()
         if batch:
             rows += _crop_batch(batch, detector, output_root, options, pool)
+            advance(len(batch))
     write_table(table, rows, options.output_options(), _stats_of(rows, stats), identities)
     counts["removed"] = _remove_outdated_outputs(output_root, earlier, jobs, rows)
     counts.update(row["status"] for row in rows)

@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import torch
 
-from facenet_core.detect.crop import COUNT_KEYS, crop_shard
+from facenet_core.detect.crop import COUNT_KEYS, crop_shard, image_count, images_of
 from facenet_core.detect.folder import check_folders, drop_unneeded, output_lock, plan_crop, remove_root_temporaries
 from facenet_core.detect.options import CropOptions
 from facenet_core.detect.shards import NOT_UTF8_FOLDER, input_folder
 from facenet_core.detect.table import DETECTIONS, empty_row, merge_detections, write_table
 from facenet_core.workers import process_pool
+
+
+class Progress(Protocol):
+    """What `crop_tree` reports progress to: a `tqdm` bar, or anything with these two methods."""
+
+    def reset(self, total: int) -> object: ...
+
+    def update(self, n: int) -> object: ...
 
 
 def _init_worker() -> None:
@@ -88,13 +95,21 @@ def run_shard(
 
 
 def crop_tree(
-    input_root: str | Path, output_root: str | Path, options: CropOptions, shard_size: int = 256, wait: bool = False
+    input_root: str | Path,
+    output_root: str | Path,
+    options: CropOptions,
+    shard_size: int = 256,
+    wait: bool = False,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Crop a whole tree of identity folders (shards in worker processes); write detections.parquet.
 
     Holds the output folder's lock throughout: another crop of the same folder waits for it (`wait`)
     or stops with a UserError. Shards resume from every earlier table of the folder; at the end the
     tables no current shard needs are dropped with the crops only they listed (`dropped`, `removed`).
+
+    `progress` is reset to the number of images, then advanced image by image (batch by batch) when
+    one process crops, shard by shard as worker processes finish them.
     """
     check_folders(input_root, output_root)
     input_folder(input_root)  # a missing input is named before an output folder is made
@@ -103,15 +118,24 @@ def crop_tree(
         plan = plan_crop(input_root, output_root, shard_size)
         totals: Counter = Counter(cleaned=cleaned)
         workers = min(options.resolved_workers(), len(plan.shards))
+        if progress is not None:
+            progress.reset(total=image_count(input_root, plan.shards))
         if workers <= 1:
+            advance = None if progress is None else progress.update
             for identities, seeds in zip(plan.shards, plan.seeds, strict=True):
-                counts = crop_shard(input_root, output_root, identities, options, seeds)
+                counts = crop_shard(input_root, output_root, identities, options, seeds, advance)
                 totals.update({key: counts[key] for key in COUNT_KEYS})
         else:
             with _spawn_pool(workers) as pool:
-                args = (repeat(input_root), repeat(output_root), plan.shards, repeat(options), plan.seeds)
-                for counts in pool.map(crop_shard, *args):
+                shards = zip(plan.shards, plan.seeds, strict=True)
+                futures = [
+                    pool.submit(crop_shard, input_root, output_root, ids, options, seeds) for ids, seeds in shards
+                ]
+                for future in as_completed(futures):
+                    counts = future.result()
                     totals.update({key: counts[key] for key in COUNT_KEYS})
+                    if progress is not None:
+                        progress.update(images_of(counts))
         totals.update(unreadable=len(plan.rejected), bad_name=sum(r == NOT_UTF8_FOLDER for _, r in plan.rejected))
         if plan.shards:
             detections = merge_detections(output_root, plan.ids, plan.rejected)
