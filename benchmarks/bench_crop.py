@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 16])
     parser.add_argument("--processes", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
-    parser.add_argument("--reference-python", default="/tmp/tfref/bin/python")
+    parser.add_argument("--reference-python", default=str(REPO.parent / "tfref" / "bin" / "python"))
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_crop.json"))
     args = parser.parse_args()

@@ -1,17 +1,19 @@
 """Reference numbers from Sandberg's detect_face.py (TensorFlow), run OUTSIDE the project.
 
-This script runs only in a throwaway virtualenv; it is never imported by the project:
+This script runs only in a throwaway virtualenv beside the repository (the default of
+benchmarks/bench_crop.py --reference-python); it is never imported by the project. From the
+repository root:
 
-    python3 -m venv /tmp/tfref
-    /tmp/tfref/bin/pip install tensorflow-cpu numpy opencv-python-headless scipy pillow six
-    /tmp/tfref/bin/pip download facenet==1.0.5 --no-deps -d /tmp/tfref_dl
-    /tmp/tfref/bin/pip install --no-deps /tmp/tfref_dl/facenet-1.0.5-py3-none-any.whl
+    python3 -m venv ../tfref
+    ../tfref/bin/pip install tensorflow-cpu numpy opencv-python-headless scipy pillow six
+    ../tfref/bin/pip download facenet==1.0.5 --no-deps -d ../tfref/dl
+    ../tfref/bin/pip install --no-deps ../tfref/dl/facenet-1.0.5-py3-none-any.whl
 
     # fixture: detections of the test images (tests/detect/fixtures/reference_lfw.json)
-    /tmp/tfref/bin/python benchmarks/reference/mtcnn_reference.py fixture \
-        --lfw /work/shared/data/lfw/lfw-deepfunneled --out tests/detect/fixtures/reference_lfw.json
+    ../tfref/bin/python benchmarks/reference/mtcnn_reference.py fixture \
+        --lfw ../shared/data/lfw/lfw-deepfunneled --out tests/detect/fixtures/reference_lfw.json
     # timing server driven by benchmarks/bench_crop.py: one image at a time, one thread
-    /tmp/tfref/bin/python benchmarks/reference/mtcnn_reference.py serve --list files.txt
+    ../tfref/bin/python benchmarks/reference/mtcnn_reference.py serve --list files.txt
 
 The image set is defined in reference_images.py (shared with the tests): every 60th LFW image in
 sorted order plus larger pictures built from LFW images with OpenCV.
