@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from facenet_core.config import Config
 from facenet_core.detect import crop as crop_core
 from facenet_core.detect import folder, parallel
+from facenet_core.detect.options import CropOptions
 from facenet_core.detect.shards import input_folder
 from facenet_core.errors import UserError
 from tasks import crop as crop_tasks
@@ -36,9 +38,12 @@ def crop_options(cfg: Config) -> dict[str, Any]:
 
 @flow(name="facenet-crop", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def crop_dataset(
-    workspace: str, input_root: str, output_root: str, options: dict[str, Any], shard_size: int = 256
+    workspace: str, input_root: str, output_root: str, options: CropOptions, shard_size: int = 256
 ) -> dict[str, Any]:
     """Crop every shard (cached per shard), then merge the detections tables.
+
+    `options` is typed (a dict of its fields validates into it), so the deployment's run form has
+    one field per crop option. Shard task runs are named crop-shard-0000, crop-shard-0001, ...
 
     The flow holds the output folder's lock throughout (shard tasks do not): a second crop of the
     same folder, e.g. another flow run of a sweep, waits for this one and then finds its shards cached.
@@ -51,13 +56,15 @@ def crop_dataset(
         if not plan.shards:
             raise UserError(f"no identity folders with images under {input_root}")
         # No more worker processes than shards: a single shard crops in its task's thread, no start-up.
-        workers = min(crop_core.CropOptions(**options).resolved_workers(), len(plan.shards))
-        options = {**options, "workers": workers}
+        workers = min(options.resolved_workers(), len(plan.shards))
+        shard_options = {**dataclasses.asdict(options), "workers": workers}
         storage = results_dir(workspace)
         shard_task = crop_tasks.crop_shard.with_options(result_storage=storage)
         futures = [
-            shard_task.submit(workspace, input_root, output_root, identities, options, seeds)
-            for identities, seeds in zip(plan.shards, plan.seeds, strict=True)
+            shard_task.with_options(task_run_name=f"crop-shard-{index:04d}").submit(
+                workspace, input_root, output_root, identities, shard_options, seeds
+            )
+            for index, (identities, seeds) in enumerate(zip(plan.shards, plan.seeds, strict=True))
         ]
         try:
             tables = [future.result()["table"] for future in futures]
@@ -86,6 +93,6 @@ def run_crop(cfg: Config, input_root: str | Path, output_root: str | Path) -> di
         str(Path(cfg.workspace).resolve()),
         str(input_root),
         str(output_root),
-        crop_options(cfg),
+        CropOptions(**crop_options(cfg)),
         cfg.crop_shard_size,
     )

@@ -90,7 +90,11 @@ def stage_task(
         allow_missing: files that may legitimately vanish (checkpoints pruned by retention).
         still_valid: the recorded output files -> whether a cache hit still holds, for files the
             outputs stand for but do not hash (the crops listed in a shard's table).
+        task_options: further prefect.task options; `task_run_name` (a template such as
+            "train-epoch-{epoch}", or a function of `parameters`) names each run in the run graph,
+            the stage name when not given.
     """
+    task_options.setdefault("task_run_name", stage)
 
     def key_of(parameters: dict[str, Any]) -> str:
         return stage_key(stage, version, key_parts(parameters))

@@ -19,6 +19,11 @@ from tasks.caching import stage_task
 EVAL_FIELDS = ("distance_metric", "flip_tta", "image_size", "normalize_mean", "normalize_std")
 
 
+def slug(name: str) -> str:
+    """An evaluation set's name as it reads in run names and artifact keys (lfw_view1 -> lfw-view1)."""
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
 def _settings(config: dict[str, Any], eval_set: dict[str, Any], eval_set_fingerprint: str) -> dict[str, Any]:
     """What an evaluation's numbers depend on besides the weights: the set and the evaluation parameters."""
     params = {name: config[name] for name in EVAL_FIELDS}
@@ -34,6 +39,7 @@ def _settings(config: dict[str, Any], eval_set: dict[str, Any], eval_set_fingerp
         "epoch": p["epoch"],
     },
     outputs=lambda r: [r["roc_plot"]] if "roc_plot" in r else [],
+    task_run_name=lambda parameters: f"evaluate-{slug(parameters['eval_set']['name'])}-epoch-{parameters['epoch']}",
 )
 def evaluate_epoch(
     workspace: str,
@@ -80,7 +86,7 @@ def evaluate_epoch(
     if eval_set["name"] == selection_eval_set(cfg).name and Path(checkpoint).parent == Path(run_dir) / "checkpoints":
         _record_best(cfg, Path(checkpoint), epoch, history)
     create_table_artifact(
-        key=f"metrics-{eval_set['name']}".lower().replace("_", "-").replace(".", "-"),
+        key=f"metrics-{slug(eval_set['name'])}",
         table=history.to_dict("records"),
         description=f"Metrics per epoch on {eval_set['name']} ({eval_set['protocol']}), up to epoch {epoch}",
     )

@@ -45,6 +45,7 @@ def generate_demo_archive(workspace: str, params: dict[str, Any]) -> dict[str, A
     version=prepare_core.STAGE_VERSION,
     key_parts=lambda p: {"dataset": p["dataset"]},
     outputs=_files,
+    task_run_name="download-{dataset[name]}",
     retries=3,
     retry_condition_fn=transient_failure,
 )

@@ -46,6 +46,7 @@ def tag_run(tracking: dict[str, str | None], key: str, value: str) -> None:
         "reused": file_fingerprint(p["reuse_path"]),
     },
     outputs=lambda r: [r["triplets"]],
+    task_run_name="triplets-epoch-{epoch}",
 )
 def make_triplets(
     workspace: str,
@@ -87,6 +88,7 @@ def training_key_fields(config: dict[str, Any]) -> dict[str, Any]:
     },
     outputs=lambda r: [r["checkpoint"]],
     allow_missing=pruned_by_retention,
+    task_run_name="train-epoch-{epoch}",
 )
 def train_epoch(
     workspace: str,
