@@ -8,7 +8,7 @@ before detecting (photos and networks) and the time of the call. Figures are med
 `--repo` imports the detector from another checkout, e.g. the commit before the pixel budget:
 
     .venv/bin/python benchmarks/bench_detect_memory.py
-    git worktree add /tmp/before <commit> && .venv/bin/python benchmarks/bench_detect_memory.py --repo /tmp/before
+    git worktree add ../before <commit> && .venv/bin/python benchmarks/bench_detect_memory.py --repo ../before
 """
 
 from __future__ import annotations

@@ -11,6 +11,13 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))
 LINKED = [README, REPO / "BENCHMARKS.md", *DOCS]
+SCRIPT_GLOBS = ("benchmarks/**/*.py", "benchmarks/**/*.sh", "deployments/*.yaml", ".ci/*", "Makefile", "prefect.yaml")
+SCRIPTS = sorted(
+    path
+    for pattern in SCRIPT_GLOBS
+    for path in REPO.glob(pattern)
+    if path.is_file() and "results" not in path.relative_to(REPO).parts
+)
 DOC_FILES = {"stages", "configuration", "operations", "bad-input", "fidelity", "lfw", "development"}
 
 FENCE = re.compile(r"^(```|~~~)")
@@ -18,7 +25,7 @@ INLINE_CODE = re.compile(r"`[^`]*`")
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 HTML_ANCHOR = re.compile(r"<a\s+(?:name|id)=\"([^\"]+)\"")
-MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:work|root|home/\w+)/")
+MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:work/|root/|home/\w+/|tmp/\w)")  # a machine's or a session's
 
 
 def prose_lines(text: str) -> list[str]:
@@ -99,7 +106,7 @@ def test_relative_links_resolve(path):
     assert broken_links(path) == []
 
 
-@pytest.mark.parametrize("path", LINKED, ids=lambda path: str(path.relative_to(REPO)))
+@pytest.mark.parametrize("path", LINKED + SCRIPTS, ids=lambda path: str(path.relative_to(REPO)))
 def test_no_machine_specific_paths(path):
     hits = [line for line in path.read_text(encoding="utf-8").splitlines() if MACHINE_PATH.search(line)]
     assert hits == []
