@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -18,6 +18,7 @@ from facenet_core.detect.shards import input_folder
 from facenet_core.errors import UserError
 from tasks import crop as crop_tasks
 from tasks.caching import results_dir
+from tasks.progress import ShardProgress
 
 
 def crop_options(cfg: Config) -> dict[str, Any]:
@@ -60,6 +61,8 @@ def crop_dataset(
         shard_options = {**dataclasses.asdict(options), "workers": workers}
         storage = results_dir(workspace)
         shard_task = crop_tasks.crop_shard.with_options(result_storage=storage)
+        images = crop_core.image_count(input_root, plan.shards)
+        progress = ShardProgress(len(plan.shards), images, get_run_logger(), "facenet-crop-progress")
         futures = [
             shard_task.with_options(task_run_name=f"crop-shard-{index:04d}").submit(
                 workspace, input_root, output_root, identities, shard_options, seeds
@@ -67,13 +70,18 @@ def crop_dataset(
             for index, (identities, seeds) in enumerate(zip(plan.shards, plan.seeds, strict=True))
         ]
         try:
-            tables = [future.result()["table"] for future in futures]
+            tables = []
+            for future in futures:  # in order: a log line and an artifact update per shard
+                result = future.result()
+                progress.shard_done(result)
+                tables.append(result["table"])
         finally:
             wait(futures)  # a failed shard raises only once no other shard task can still start
             parallel.shutdown_shard_processes()  # training, next in this process, gets the memory back
         merge = crop_tasks.merge_detections.with_options(result_storage=storage)
         merged = merge(workspace, output_root, tables, [list(entry) for entry in plan.rejected])
         folder.drop_unneeded(output_root, plan.ids)
+        progress.finish()
     return {"root": output_root, **merged}
 
 

@@ -19,6 +19,7 @@ from tasks import evaluate as evaluate_tasks
 from tasks import tracking as tracking_tasks
 from tasks import train as train_tasks
 from tasks.caching import results_dir
+from tasks.progress import ProgressArtifact
 
 DEFAULT_PRESET = "demo"
 
@@ -79,6 +80,10 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
         raise ValueError(f"resume_path {checkpoint} finished epoch {first_epoch - 1}: set epochs above {first_epoch}")
     evaluations: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []  # epochs whose weights checkpoint_retention deleted
+    progress = ProgressArtifact.create(
+        "facenet-train-progress", f"epoch {first_epoch}/{cfg.epochs} done", 100.0 * first_epoch / cfg.epochs
+    )
+    progress_id = str(progress.id) if progress.id else None
     next_triplets = triplets_for(first_epoch)
     for epoch in range(first_epoch, cfg.epochs):
         triplets = stages.result(next_triplets)
@@ -86,7 +91,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
             next_triplets = triplets_for(epoch + 1)  # generated while this epoch trains
         trained = stages.call(
             train_epoch, str(ws.root), config_dict, epoch, triplets["triplets"], triplets["sha256"],
-            checkpoint, checkpoint_sha, str(run_dir), tracking,
+            checkpoint, checkpoint_sha, str(run_dir), tracking, progress_id,
         )  # fmt: skip
         checkpoint, checkpoint_sha = trained["checkpoint"], trained["sha256"]
         for eval_set, fingerprint in eval_sets:
@@ -98,6 +103,8 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
                 skipped.append({k: result[k] for k in ("epoch", "eval_set", "skipped")})
             else:
                 evaluations.append({**result, "checkpoint": checkpoint, "eval_set_fingerprint": fingerprint})
+        progress.update(100.0 * (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} done")
+    progress.finish(f"{cfg.epochs} epochs done")
 
     registered = stages.call(
         tracking_tasks.register_model,

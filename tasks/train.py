@@ -18,6 +18,7 @@ from facenet_core.train.checkpoints import pruned_by_retention
 from facenet_core.train.launch import run_train_epoch
 from facenet_core.workspace import TRAINING_FIELDS
 from tasks.caching import file_fingerprint, stage_task
+from tasks.progress import ProgressArtifact
 
 TRIPLET_FIELDS = ("seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch")
 # Run tag saying an epoch resumed from a file without optimiser state (its optimiser started fresh).
@@ -68,6 +69,19 @@ def make_triplets(
     return {"triplets": out_path, "sha256": sha256_file(out_path), "count": int(len(triplets))}
 
 
+def step_progress(artifact: ProgressArtifact, cfg: Config) -> engine.MetricsCallback:
+    """A metrics callback moving the run's progress artifact to global step / (epochs x steps per epoch)."""
+    total = cfg.epochs * cfg.iterations_per_epoch
+
+    def on_step(metrics: dict[str, float], step: int) -> None:
+        epoch = max(step - 1, 0) // cfg.iterations_per_epoch  # step counts steps done: ipe ends epoch 0
+        in_epoch = step - epoch * cfg.iterations_per_epoch
+        description = f"epoch {epoch + 1}/{cfg.epochs}, step {in_epoch}/{cfg.iterations_per_epoch}"
+        artifact.update(100.0 * step / total, description)
+
+    return on_step
+
+
 def training_key_fields(config: dict[str, Any]) -> dict[str, Any]:
     """Config values that change what an epoch of training produces."""
     fields = {name: config[name] for name in TRAINING_FIELDS}
@@ -100,18 +114,23 @@ def train_epoch(
     checkpoint_in_sha256: str | None,
     run_dir: str,
     tracking: dict[str, str] | None = None,
+    progress_artifact: str | None = None,
 ) -> dict[str, Any]:
-    """One epoch of training (torchrun when num_processes > 1); returns its checkpoint."""
-    on_metrics = None
-    if tracking:
+    """One epoch of training (torchrun when num_processes > 1); returns its checkpoint.
 
-        def on_metrics(metrics: dict[str, float], step: int) -> None:
+    `progress_artifact`: id of the flow run's progress artifact, moved as steps are logged."""
+    cfg = Config.model_validate(config)
+    show_progress = step_progress(ProgressArtifact(progress_artifact), cfg) if progress_artifact else None
+
+    def on_metrics(metrics: dict[str, float], step: int) -> None:
+        if tracking:
             named = {f"train/{name}": value for name, value in metrics.items()}
             tracking_metrics.log_step_metrics(
                 tracking["run_id"], named, step, run_dir=run_dir, tracking_uri=tracking["tracking_uri"]
             )
+        if show_progress:
+            show_progress(metrics, step)
 
-    cfg = Config.model_validate(config)
     tracked = tracking or {}
     with system_metrics(tracked.get("run_id"), tracked.get("tracking_uri"), enabled=cfg.log_system_metrics):
         checkpoint = run_train_epoch(

@@ -8,7 +8,9 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
 
+from facenet_core.config import Config
 from tasks.progress import ProgressArtifact, ShardProgress, Throttle
+from tasks.train import step_progress
 
 
 class Clock:
@@ -83,3 +85,24 @@ def test_shard_progress_logs_each_shard_and_ends_at_100(caplog):
         100.0,
         "2/2 shards, 6 images",
     )
+
+
+def test_training_steps_move_the_artifact_by_epoch_and_step():
+    class Recorder(ProgressArtifact):
+        def __init__(self):
+            super().__init__(None)
+            self.seen = []
+
+        def update(self, percent, description=None):
+            self.seen.append((percent, description))
+
+    artifact = Recorder()
+    on_step = step_progress(artifact, Config(epochs=2, iterations_per_epoch=3))
+    for step in (1, 3, 4, 6):  # global steps done, as train_epoch reports them
+        on_step({"loss": 0.1}, step)
+    assert artifact.seen == [
+        (pytest.approx(100 / 6), "epoch 1/2, step 1/3"),
+        (50.0, "epoch 1/2, step 3/3"),
+        (pytest.approx(400 / 6), "epoch 2/2, step 1/3"),
+        (100.0, "epoch 2/2, step 3/3"),
+    ]
