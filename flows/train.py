@@ -59,6 +59,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
         str(flow_run.id or ""),
         str(run_dir),
         data.preprocessing,
+        [s for s, _ in eval_sets],
     )
 
     make_triplets = train_tasks.make_triplets.with_options(**storage)
@@ -114,6 +115,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
         [s for s, _ in eval_sets],
         data.fingerprint,
         data.preprocessing,
+        str(run_dir),
     )
     return {
         "run_key": key,

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from facenet_core.config import Config, EvalSet
-from facenet_core.tracking import contract, provenance, registry, runs
+from facenet_core.tracking import contract, datasets, provenance, registry, runs
 from facenet_core.tracking import metrics as tracking_metrics
 from facenet_core.tracking.uri import resolve_tracking
 from facenet_core.train.checkpoints import promote_best, weights_of_epoch
@@ -23,13 +23,18 @@ def open_tracking_run(
     flow_run_id: str,
     run_dir: str,
     preprocessing: dict[str, Any] | None = None,
+    eval_sets: list[dict[str, Any]] | None = None,
 ) -> dict[str, str | None]:
-    """The MLflow run of this run_key (reopened on resume) with provenance tags and the tags of
-    what the training images went through (`preprocessing`, see `contract.preprocessing`).
+    """The MLflow run of this run_key (reopened on resume) with provenance tags, the tags of what
+    the training images went through (`preprocessing`, see `contract.preprocessing`), and the
+    training manifest (the config's `training_dataset_csv_path`) and the prepared `eval_sets`
+    (named in `eval_fingerprints`) as its dataset inputs.
 
     When MLflow is unreachable the run id is None: training goes on, its metrics are buffered
     under run_dir, and the next run that reaches MLflow replays them into the reopened run.
     """
+    from mlflow import MlflowClient
+
     cfg = Config.model_validate(config)
     uri = resolve_tracking(cfg)[0]
     tags = provenance.provenance_tags(
@@ -37,8 +42,11 @@ def open_tracking_run(
     )
     if preprocessing is not None:
         tags.update(contract.preprocessing_tags(preprocessing))
+    evaluated = [(EvalSet.model_validate(s), eval_fingerprints[s["name"]]) for s in eval_sets or []]
+    inputs = datasets.dataset_inputs(cfg, cfg.training_dataset_csv_path, manifest_fingerprint, evaluated)
     try:
         run_id = runs.open_run(cfg, run_key, tags=tags)
+        MlflowClient(uri).log_inputs(run_id, datasets=inputs)
     except Exception as error:  # any failure to reach the store: train now, log later
         get_run_logger().warning("MLflow at %s unreachable (%s): metrics are buffered in %s", uri, error, run_dir)
         return {"run_id": None, "tracking_uri": uri}
@@ -67,11 +75,14 @@ def register_model(
     eval_sets: list[dict[str, Any]],
     manifest_fingerprint: str,
     preprocessing: dict[str, Any] | None = None,
+    run_dir: str | None = None,
 ) -> dict[str, Any]:
     """Register the best epoch's model as `facenet`; `champion` moves only when it wins on the same set.
 
     best.pt is made that epoch too: evaluations that came back Cached (evaluation settings switched
-    back, say) never ran the promotion that keeps it current.
+    back, say) never ran the promotion that keeps it current. Metrics still buffered in `run_dir`
+    are logged first, so that the model's metrics are linked to the run's own points; that epoch's
+    evaluations on the other sets are linked to the model too.
     """
     cfg = Config.model_validate(config)
     best = best_evaluation(cfg, evaluations)
@@ -81,7 +92,14 @@ def register_model(
             "MLflow was unreachable when this run started: training and evaluation are done and cached; "
             "run the flow again once MLflow is back to log the buffered metrics and register the model"
         )
+    if run_dir is not None:
+        tracking_metrics.replay_metrics(run_dir, run_id, resolve_tracking(cfg)[0])
     eval_set = EvalSet.model_validate(next(s for s in eval_sets if s["name"] == best["eval_set"]))
+    same_epoch = [
+        (e["eval_set"], e["eval_set_fingerprint"], e["metrics"])
+        for e in evaluations
+        if e["epoch"] == best["epoch"] and e["eval_set"] != best["eval_set"]
+    ]
     registered = registry.register_best(
         cfg,
         run_id,
@@ -91,6 +109,7 @@ def register_model(
         eval_set=eval_set,
         manifest_fingerprint=manifest_fingerprint,
         preprocessing=preprocessing,
+        other_evaluations=same_epoch,
     )
     get_run_logger().info("registered %s from epoch %d: %s", registered["model_uri"], best["epoch"], registered)
     return {**registered, "epoch": best["epoch"]}

@@ -94,6 +94,6 @@ def plot_distances(
         style = LINE_STYLES[index % len(LINE_STYLES)]
         ax.axvline(value, color="black", linestyle=style, lw=1.5, label=f"{label} = {value:.3f}")
     ax.set(xlabel="Distance", ylabel="Pairs", title=title)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     return DistanceHistogram(_save(fig, path), edges, same, different, marked)

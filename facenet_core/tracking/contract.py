@@ -1,5 +1,6 @@
 """The preprocessing contract of a registered model: what a caller must do to an image before
-embedding it, and how to compare two embeddings. Stored as JSON beside the model and as tags."""
+embedding it, and how to compare two embeddings. Stored as JSON beside the model (and in its card);
+the model version is tagged with its crop method and input size."""
 
 from __future__ import annotations
 
@@ -85,17 +86,3 @@ def build_contract(
         "far_target": FAR_TARGET,
         "threshold_at_far": None if far_threshold is None else float(far_threshold),
     }
-
-
-def contract_tags(contract: Mapping[str, Any]) -> dict[str, str]:
-    """The contract as model-version tags `contract.<key>`; lists joined by commas; a crop value
-    that does not apply reads "none", other missing values are left out."""
-    tags = {}
-    for key, value in contract.items():
-        if value is None and key in PREPROCESSING_KEYS:
-            value = NO_CROP
-        elif value is None:
-            continue
-        text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
-        tags[f"contract.{key}"] = text
-    return tags

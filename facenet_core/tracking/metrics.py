@@ -36,7 +36,7 @@ def buffer_path(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / BUFFER_NAME
 
 
-def _scalars(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+def scalar_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """Real-valued entries as floats; arrays, strings and None are not metrics and are left out."""
     out = {}
     for name, value in metrics.items():
@@ -45,7 +45,8 @@ def _scalars(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
+    """Now, in MLflow's timestamp unit (milliseconds since the epoch)."""
     return int(time.time() * 1000)
 
 
@@ -194,7 +195,7 @@ def log_step_metrics(
 
     Returns True when logged, False when buffered under `run_dir`.
     """
-    record = {"kind": "metrics", "metrics": _scalars(metrics), "step": int(step), "timestamp": _now_ms()}
+    record = {"kind": "metrics", "metrics": scalar_metrics(metrics), "step": int(step), "timestamp": now_ms()}
     return _send(run_id, [record], run_dir, tracking_uri)
 
 
@@ -210,9 +211,9 @@ def log_epoch_metrics(
     """Log one evaluation's metrics as `<set_name>/<metric>` at step `epoch`."""
     record = {
         "kind": "metrics",
-        "metrics": _scalars(metrics, prefix=f"{set_name}/"),
+        "metrics": scalar_metrics(metrics, prefix=f"{set_name}/"),
         "step": int(epoch),
-        "timestamp": _now_ms(),
+        "timestamp": now_ms(),
     }
     return _send(run_id, [record], run_dir, tracking_uri)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from facenet_core.config.schema import Config, EvalSet
 from facenet_core.tracking.contract import NO_CROP, PRE_ALIGNED
+from facenet_core.tracking.datasets import dataset_origin
 
 _REAL_FACES = (
     "Photographs of real people collected from the web without their consent for this use. Distributed "
@@ -76,7 +77,7 @@ def model_card(
     dataset = config.dataset
     data = {
         "training dataset": dataset.name,
-        "source": dataset.path or ", ".join(f.url for f in dataset.files) or dataset.generate or dataset.catalogue,
+        "source": dataset_origin(dataset),
         "identities file": config.identities_file,
         "manifest fingerprint": manifest_fingerprint,
         "preprocessing": preprocessing_summary(contract),

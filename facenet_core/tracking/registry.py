@@ -1,17 +1,21 @@
 """Register the best checkpoint as a version of the `facenet` model and apply the alias rules.
 
+The logged model (MLflow 3's LoggedModel) holds the evaluation metrics of its epoch, linked to
+the evaluation sets as datasets, so its page shows accuracy, AUC and TAR@FAR; the version carries
+a few searchable tags, and the full contract is `facenet_contract.json` and `MODEL_CARD.md` in
+the model folder.
+
 Alias rules: the first version becomes `champion`. A later version takes `champion` only when it
 was evaluated on the same set (same eval-set fingerprint and protocol) as the current champion
-and beats it on the selection metric; otherwise it gets `challenger`. Versions evaluated on
-different sets are never compared.
+and beats it on the selection metric (read from the logged models); otherwise it gets
+`challenger`. Versions evaluated on different sets are never compared.
 """
 
 from __future__ import annotations
 
 import logging
-import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -20,7 +24,9 @@ import numpy as np
 from facenet_core.config.schema import Config, EvalSet
 from facenet_core.fileio import sha256_file
 from facenet_core.tracking import modelpack
-from facenet_core.tracking.contract import build_contract, contract_tags
+from facenet_core.tracking.contract import build_contract
+from facenet_core.tracking.datasets import digest
+from facenet_core.tracking.metrics import METRICS_PER_BATCH, now_ms, scalar_metrics
 from facenet_core.tracking.modelcard import model_card
 from facenet_core.tracking.provenance import TAG_RUN_KEY
 from facenet_core.tracking.uri import configure_tracking
@@ -30,9 +36,14 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Searchable version tags (`tags.crop_method = 'mtcnn-sandberg'`)...
+TAG_CROP_METHOD = "crop_method"
+TAG_INPUT_SIZE = "input_size"
+TAG_EVAL_SET = "eval_set"
+TAG_ACCURACY = "accuracy"
+# ...and the ones the registry's own rules read.
 TAG_FINGERPRINT = "eval_set.fingerprint"
 TAG_PROTOCOL = "eval_set.protocol"
-TAG_SELECTION = "selection_metric"
 TAG_CHECKPOINT = "facenet.checkpoint_sha256"
 TAG_REGISTERED = "facenet.registered_version"
 REQUIREMENTS = ("torch", "torchvision", "timm", "numpy", "pillow", "mlflow", "cloudpickle")
@@ -62,38 +73,59 @@ def input_example(contract: Mapping[str, Any], count: int = 2) -> np.ndarray:
 
 
 def version_tags(
-    config: Config,
-    checkpoint: Mapping[str, Any],
     contract: Mapping[str, Any],
     eval_set: EvalSet,
     eval_metrics: Mapping[str, Any],
     eval_set_fingerprint: str,
     checkpoint_sha256: str,
+    run_key: str,
 ) -> dict[str, str]:
-    """Model-version tags: contract, metrics, evaluation set and what was trained."""
-    tags = {
-        **contract_tags(contract),
-        **{f"metric.{k}": str(float(v)) for k, v in eval_metrics.items() if isinstance(v, numbers.Real)},
-        "eval_set.name": eval_set.name,
-        TAG_PROTOCOL: eval_set.protocol,
+    """Model-version tags: crop method, input size, evaluation set and accuracy to search by, plus
+    the evaluation set's fingerprint and protocol (which versions compare) and the checkpoint and
+    run_key (a retried registration finds its version). Everything else is in the model folder."""
+    return {
+        TAG_CROP_METHOD: str(contract["crop_method"]),
+        TAG_INPUT_SIZE: str(contract["input_size"]),
+        TAG_EVAL_SET: eval_set.name,
+        TAG_ACCURACY: str(float(eval_metrics["accuracy"])),
         TAG_FINGERPRINT: eval_set_fingerprint,
-        TAG_SELECTION: config.selection_metric,
+        TAG_PROTOCOL: eval_set.protocol,
         TAG_CHECKPOINT: checkpoint_sha256,
-        "model_architecture": str(checkpoint.get("model_architecture", config.model_architecture)),
-        "training_dataset": config.dataset.name,
-        "epoch": str(checkpoint.get("epoch", "")),
+        TAG_RUN_KEY: run_key,
     }
-    return tags
 
 
-def comparable(new_tags: Mapping[str, str], champion_tags: Mapping[str, str], metric: str) -> bool:
-    """Same eval set (fingerprint), same protocol, and the champion has the selection metric."""
-    return (
-        new_tags.get(TAG_FINGERPRINT) == champion_tags.get(TAG_FINGERPRINT)
-        and new_tags.get(TAG_PROTOCOL) == champion_tags.get(TAG_PROTOCOL)
-        and f"metric.{metric}" in champion_tags
-        and f"metric.{metric}" in new_tags
-    )
+def comparable(new_tags: Mapping[str, str], champion_tags: Mapping[str, str]) -> bool:
+    """Evaluated on the same set: same eval-set fingerprint and protocol."""
+    return new_tags.get(TAG_FINGERPRINT) == champion_tags.get(TAG_FINGERPRINT) and new_tags.get(
+        TAG_PROTOCOL
+    ) == champion_tags.get(TAG_PROTOCOL)
+
+
+def logged_model_id(version: Any) -> str | None:
+    """The logged model a version was registered from: its `model_id`, which MLflow's SQL registry
+    leaves empty, else the id in its source `models:/<model_id>`; None for other sources."""
+    if version.model_id:
+        return version.model_id
+    source = version.source or ""
+    model_id = source.removeprefix("models:/")
+    return model_id if model_id != source and "/" not in model_id else None
+
+
+def version_metric(client: Any, version: Any, metric: str) -> float | None:
+    """A version's `<eval_set>/<metric>` as linked to its logged model, or None when it has none."""
+    from mlflow.exceptions import MlflowException
+
+    model_id = logged_model_id(version)
+    if model_id is None:
+        return None
+    key = f"{version.tags.get(TAG_EVAL_SET)}/{metric}"
+    try:
+        linked = client.get_logged_model(model_id).metrics or []
+    except MlflowException:
+        return None  # the logged model was deleted
+    values = [m for m in linked if m.key == key]
+    return max(values, key=lambda m: (m.timestamp, m.step)).value if values else None
 
 
 def apply_alias_rules(client: Any, name: str, version: str, metric: str) -> dict[str, Any]:
@@ -105,11 +137,14 @@ def apply_alias_rules(client: Any, name: str, version: str, metric: str) -> dict
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         champion = None
+    held = None if champion is None else version_metric(client, champion, metric)
     if champion is None:
         alias, reason = CHAMPION, "first version with an evaluation"
-    elif not comparable(new.tags, champion.tags, metric):
+    elif not comparable(new.tags, champion.tags):
         alias, reason = CHALLENGER, f"evaluated on a different set or protocol than champion v{champion.version}"
-    elif float(new.tags[f"metric.{metric}"]) > float(champion.tags[f"metric.{metric}"]):
+    elif held is None:
+        alias, reason = CHALLENGER, f"champion v{champion.version} has no {metric} to compare"
+    elif version_metric(client, new, metric) > held:
         alias, reason = CHAMPION, f"{metric} beats champion v{champion.version}"
     else:
         alias, reason = CHALLENGER, f"{metric} does not beat champion v{champion.version}"
@@ -120,6 +155,28 @@ def apply_alias_rules(client: Any, name: str, version: str, metric: str) -> dict
         "reason": reason,
         "previous_champion": None if champion is None else str(champion.version),
     }
+
+
+def link_metrics(
+    client: Any,
+    run_id: str,
+    model_id: str,
+    epoch: int,
+    evaluations: Sequence[tuple[str, str, Mapping[str, Any]]],
+) -> None:
+    """Link the (set name, set fingerprint, metrics) evaluations of `epoch` to the logged model as
+    `<set>/<metric>` at step `epoch`, each naming its set as the dataset. A run point of the same
+    key, step and value lends its timestamp, so the run's history keeps one point per epoch."""
+    from mlflow.entities import Metric
+
+    linked = []
+    for set_name, fingerprint, metrics in evaluations:
+        for key, value in scalar_metrics(metrics, prefix=f"{set_name}/").items():
+            logged = [m for m in client.get_metric_history(run_id, key) if m.step == epoch and m.value == value]
+            timestamp = logged[-1].timestamp if logged else now_ms()
+            linked.append(Metric(key, value, timestamp, epoch, model_id, set_name, digest(fingerprint), run_id=run_id))
+    for start in range(0, len(linked), METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=linked[start : start + METRICS_PER_BATCH])
 
 
 def _existing_version(client: Any, name: str, run_key: str, checkpoint_sha256: str) -> Any | None:
@@ -147,25 +204,30 @@ def register_best(
     manifest_fingerprint: str | None = None,
     workspace: Workspace | None = None,
     preprocessing: Mapping[str, Any] | None = None,
+    other_evaluations: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
 ) -> dict[str, Any]:
-    """Log the checkpoint's model (eval mode) under `run_id`, register it and set its alias.
+    """Log the checkpoint's model (eval mode) from `run_id`, link its metrics, register it and set
+    its alias.
 
     `eval_metrics` are the metrics of this checkpoint on `eval_set` (default: the selection
-    set); they must include `best_distance_threshold` and the selection metric, and may include
-    `threshold_at_far` (the threshold for FAR=1e-3). `preprocessing` is what the training images
-    went through (`contract.preprocessing`; default: what the config says). Registering the same
-    run and checkpoint again returns the existing version. Returns name, version, model_uri, alias
-    and reason.
+    set); they must include accuracy, `best_distance_threshold` and the selection metric, and may
+    include `threshold_at_far` (the threshold for FAR=1e-3). They, and the (set name, fingerprint,
+    metrics) of `other_evaluations` of the same epoch, are linked to the logged model (see
+    `link_metrics`); the model is the run's output at step = the checkpoint's epoch.
+    `preprocessing` is what the training images went through (`contract.preprocessing`; default:
+    what the config says). Registering the same run and checkpoint again returns the existing
+    version. Returns name, version, model_uri, model_id, alias and reason.
     """
     import mlflow
     import torch
     from mlflow import MlflowClient
+    from mlflow.entities import LoggedModelOutput
     from mlflow.models import Model, infer_signature
 
     from facenet_core.train.checkpoints import load_model_from_checkpoint
 
     eval_set = eval_set or selection_eval_set(config)
-    for key in ("best_distance_threshold", config.selection_metric):
+    for key in ("accuracy", "best_distance_threshold", config.selection_metric):
         if key not in eval_metrics:
             raise ValueError(f"eval_metrics of {checkpoint_path} lack {key!r}; pass the evaluation's metrics dict")
     uri, _ = configure_tracking(config, workspace)
@@ -181,7 +243,7 @@ def register_best(
             "name": name,
             "version": str(existing.version),
             "model_uri": f"models:/{name}/{existing.version}",
-            "model_id": existing.model_id,
+            "model_id": logged_model_id(existing),
             "alias": aliases[0] if aliases else None,
             "reason": "already registered from this run and checkpoint",
             "previous_champion": None,
@@ -202,13 +264,18 @@ def register_best(
         contract,
         manifest_fingerprint=manifest_fingerprint,
     )
-    mlflow.set_experiment(experiment_id=run.info.experiment_id)  # the logged model joins the run's experiment
+    epoch = int(checkpoint.get("epoch", 0))
+    # Created here, not by Model.log(run_id=...), which would link every run metric logged at the
+    # model's step (training and system metrics count steps differently) and read each one's history.
+    logged = mlflow.initialize_logged_model(
+        name="model", source_run_id=run_id, params=run.data.params, experiment_id=run.info.experiment_id
+    )
     info = Model.log(
         artifact_path=None,
         name="model",
         flavor=modelpack,
         flavor_name="pytorch",
-        run_id=run_id,
+        model_id=logged.model_id,
         pytorch_model=model,
         contract=contract,
         model_card=card,
@@ -217,8 +284,11 @@ def register_best(
         pip_requirements=pip_requirements(),
         serialization_format="pickle",
     )
-    tags = version_tags(config, checkpoint, contract, eval_set, eval_metrics, eval_set_fingerprint, checkpoint_sha)
-    registered = mlflow.register_model(info.model_uri, name, tags={**tags, TAG_RUN_KEY: run_key})
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=epoch)])
+    evaluations = [(eval_set.name, eval_set_fingerprint, eval_metrics), *other_evaluations]
+    link_metrics(client, run_id, logged.model_id, epoch, evaluations)
+    tags = version_tags(contract, eval_set, eval_metrics, eval_set_fingerprint, checkpoint_sha, run_key)
+    registered = mlflow.register_model(info.model_uri, name, tags=tags)
     client.update_model_version(
         name,
         registered.version,

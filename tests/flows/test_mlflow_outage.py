@@ -32,6 +32,15 @@ def test_outage_then_rerun_replays_metrics_and_registers(tiny_preset):
     run = client.get_run(summary["tracking_run_id"])
     assert run.info.experiment_id == client.get_experiment_by_name(experiment_name(cfg)).experiment_id
     history = client.get_metric_history(run.info.run_id, "tiny-eval/accuracy")
-    assert sorted(m.step for m in history) == [0, 1]
+    assert sorted(m.step for m in history) == [0, 1]  # replayed once, and linking the model added no point
+    best = summary["registered"]["epoch"]
+    linked = {m.key: m for m in client.get_logged_model(summary["registered"]["model_id"]).metrics}
+    assert {"tiny-eval/accuracy", "tiny-eval/roc_auc", "tiny-eval/tar_at_far"} <= set(linked)
+    assert linked["tiny-eval/accuracy"].value == next(m.value for m in history if m.step == best)
+    assert linked["tiny-eval/accuracy"].dataset_name == "tiny-eval"
+    contexts = sorted(i.tags[0].value for i in run.inputs.dataset_inputs)
+    assert contexts == ["evaluation", "training"]
+    reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert {f"reports/distances_tiny-eval_epoch_{e}.png" for e in (0, 1)} <= reports
     assert {m.step for m in client.get_metric_history(run.info.run_id, "epoch/loss")} == {0, 1}
     assert client.get_metric_history(run.info.run_id, "train/loss")

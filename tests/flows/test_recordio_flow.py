@@ -23,6 +23,7 @@ from facenet_core.config import load_config
 from facenet_core.data.catalogue import lookup
 from facenet_core.data.faces_render import render_image
 from facenet_core.data.insightface_pack import write_recordio_pack, write_verification_bin
+from facenet_core.tracking.pyfunc import read_contract
 from flows.train import run_in_process
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,8 +143,10 @@ def test_recordio_pack_unpacked_cropped_trained_evaluated_registered(tmp_path, p
     }
     assert _preprocessing_tags(client, result["tracking_run_id"]) == cropped
     version = client.get_model_version("facenet", registered["version"])
-    assert {key: version.tags[f"contract.{key}"] for key in cropped} == cropped
+    assert version.tags["crop_method"] == "mtcnn-sandberg"
     mlflow.set_tracking_uri(result["tracking_uri"])
+    contract = read_contract(mlflow.artifacts.download_artifacts(registered["model_uri"]))
+    assert {key: str(contract[key]) for key in cropped} == cropped
     card = Path(mlflow.artifacts.download_artifacts(f"{registered['model_uri']}/MODEL_CARD.md")).read_text()
     assert "mtcnn-sandberg crop at 224 px, margin 0 (done by the pipeline) of pre-aligned source images" in card
 
@@ -160,6 +163,8 @@ def test_recordio_pack_unpacked_cropped_trained_evaluated_registered(tmp_path, p
         "crop_done_by": "none",
     }
     version = client.get_model_version("facenet", plain["registered"]["version"])
-    assert version.tags["contract.crop_method"] == "none" and version.tags["contract.source_alignment"] == "pre-aligned"
+    assert version.tags["crop_method"] == "none"
+    contract = read_contract(mlflow.artifacts.download_artifacts(plain["registered"]["model_uri"]))
+    assert (contract["crop_method"], contract["source_alignment"]) == ("none", "pre-aligned")
     card = Path(mlflow.artifacts.download_artifacts(f"{plain['registered']['model_uri']}/MODEL_CARD.md")).read_text()
     assert "no crop (pre-aligned source images used as distributed)" in card

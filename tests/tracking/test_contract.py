@@ -1,5 +1,5 @@
-"""What the training images went through, in the contract, the model card and the run's tags, for
-both crop choices: MTCNN-cropped (the seed, glint360k included) and `crop: none`."""
+"""What the training images went through, in the contract, the model card, the version's and the
+run's tags, for both crop choices: MTCNN-cropped (the seed, glint360k included) and `crop: none`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 from mlflow import MlflowClient
 
 from facenet_core.config.schema import Config, DatasetConfig, EvalSet
-from facenet_core.tracking.contract import build_contract, contract_tags, preprocessing, preprocessing_tags
+from facenet_core.tracking.contract import build_contract, preprocessing, preprocessing_tags
 from facenet_core.tracking.modelcard import model_card
+from facenet_core.tracking.registry import version_tags
 from facenet_core.tracking.runs import open_run
 from facenet_core.tracking.uri import resolve_tracking
 
@@ -19,6 +20,10 @@ GLINT = DatasetConfig(name="glint360k", catalogue="glint360k", path="/data/glint
 
 def glint(crop: str, **fields) -> Config:
     return Config(dataset=GLINT, crop=crop, eval_sets=[EvalSet(name="lfw", root="lfw", pairs="pairs.txt")], **fields)
+
+
+def tags(config: Config, contract: dict) -> dict[str, str]:
+    return version_tags(contract, config.eval_sets[0], METRICS, "f" * 64, "c" * 64, "run-key")
 
 
 def card(config: Config, contract: dict) -> str:
@@ -36,13 +41,16 @@ def test_glint360k_cropped_as_the_seed_by_default():
         "source_alignment": "pre-aligned",  # from the catalogue entry: insightface's 112x112 faces
     }
     assert contract["crop_done_by"] == "pipeline" and contract["input_size"] == 140
-    tags = contract_tags(contract)
-    assert (tags["contract.crop_method"], tags["contract.crop_image_size"], tags["contract.crop_margin"]) == (
-        "mtcnn-sandberg",
-        "224",
-        "0",
-    )
-    assert tags["contract.source_alignment"] == "pre-aligned"
+    assert tags(config, contract) == {
+        "crop_method": "mtcnn-sandberg",
+        "input_size": "140",
+        "eval_set": "lfw",
+        "accuracy": "0.9",
+        "eval_set.fingerprint": "f" * 64,
+        "eval_set.protocol": "kfold10",
+        "facenet.checkpoint_sha256": "c" * 64,
+        "facenet.run_key": "run-key",
+    }
     text = card(config, contract)
     assert "| preprocessing | mtcnn-sandberg crop at 224 px, margin 0 (done by the pipeline) of pre-aligned" in text
     assert "faces must be cropped with the same detector" in text
@@ -53,9 +61,7 @@ def test_crop_none_says_no_crop_everywhere():
     contract = build_contract(config, CHECKPOINT, METRICS)
     assert contract["crop_method"] == "none" and contract["source_alignment"] == "pre-aligned"
     assert contract["crop_image_size"] is None and contract["crop_margin"] is None and contract["crop_done_by"] is None
-    tags = contract_tags(contract)
-    assert tags["contract.crop_method"] == tags["contract.crop_image_size"] == tags["contract.crop_margin"] == "none"
-    assert "contract.threshold_at_far" in tags
+    assert tags(config, contract)["crop_method"] == "none"
     text = card(config, contract)
     assert "| preprocessing | no crop (pre-aligned source images used as distributed), resized to 140 px |" in text
     assert "| crop_image_size | none |" in text
