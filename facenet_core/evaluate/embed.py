@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from facenet_core.config.schema import DistanceMetric
 from facenet_core.data.images import open_rgb
@@ -48,10 +49,11 @@ class _ImageFiles(Dataset):
             return index, None
 
 
-def _collate(items: list[tuple[int, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _collate(items: list[tuple[int, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """Indices and stacked images of the readable items, and how many items the batch held."""
     indices = torch.tensor([index for index, image in items if image is not None], dtype=torch.long)
     images = [image for _, image in items if image is not None]
-    return indices, (torch.stack(images) if images else None)
+    return indices, (torch.stack(images) if images else None), len(items)
 
 
 @torch.inference_mode()
@@ -66,11 +68,13 @@ def embed_images(
     device: str | torch.device = "auto",
     flip_tta: bool = False,
     num_workers: int = 0,
+    progress: bool | None = None,
 ) -> Embeddings:
     """Embed each image once, `batch_size` images per forward pass, with the eval transform.
 
     With `flip_tta` the embedding is the L2-normalised sum of the image's and its mirror's
     embeddings. Unreadable files are logged and marked in `readable` (their rows are zeros).
+    `progress`: a tqdm bar over the images on stderr (images/s, ETA); None: only when stderr is a terminal.
     """
     device = resolve_device(device)
     was_training = model.training
@@ -85,8 +89,10 @@ def embed_images(
     )
     out: np.ndarray | None = None
     readable = np.zeros(len(paths), dtype=bool)
+    bar = tqdm(total=len(paths), desc="embed", unit="img", disable=None if progress is None else not progress)
     try:
-        for indices, images in loader:
+        for indices, images, count in loader:
+            bar.update(count)
             if images is None:
                 continue
             images = images.to(device, non_blocking=True)
@@ -98,6 +104,7 @@ def embed_images(
             out[indices.numpy()] = embeddings.float().cpu().numpy()
             readable[indices.numpy()] = True
     finally:
+        bar.close()
         model.train(was_training)
     if out is None:
         raise ValueError(f"none of the {len(paths)} evaluation images could be read")
