@@ -75,12 +75,13 @@ def crop_for_evaluation(
     raw_root: str | Path, config: Config, workspace: Workspace, device: str | None = None
 ) -> tuple[Path, dict[str, Any]]:
     """MTCNN crops of `raw_root` in workspace/cropped/<name> (finished images are kept, new ones
-    cropped); returns the crop folder and the crop stage's counts."""
+    cropped; a training crop of the same folder in progress is waited for); returns the crop folder
+    and the crop stage's counts."""
     from facenet_core.detect.parallel import crop_tree
 
     raw_root = Path(raw_root)
     if not raw_root.is_dir():
         raise FileNotFoundError(f"--lfw {raw_root} is not a folder of <person>/<image> folders")
     out = safe_child(workspace.cropped, crop_folder_name(config, workspace, raw_root), what="crop folder")
-    summary = crop_tree(raw_root, out, crop_options_of(config, device), shard_size=config.crop_shard_size)
+    summary = crop_tree(raw_root, out, crop_options_of(config, device), shard_size=config.crop_shard_size, wait=True)
     return out, summary
