@@ -84,7 +84,8 @@ def run_steps(
     """Train over `batches`; every `log_every` steps read the device sums once and report them."""
     scaler = make_scaler(options.amp_dtype, device)
     interval, epoch_totals = MetricSums(device), {"loss_sum": 0.0, "kept_triplets": 0.0, "triplets": 0.0, "steps": 0}
-    bar = tqdm(total=total, disable=not progress, unit="step", dynamic_ncols=True)
+    # disable=None: the bar is drawn only when stderr is a terminal, never into logs.
+    bar = tqdm(total=total, disable=None if progress else True, unit="step", dynamic_ncols=True)
     started = tick = time.perf_counter()
     step = first_step
     last_lr = state.optimizer.param_groups[0]["lr"]

@@ -76,7 +76,8 @@ def test_command_bar_on_a_terminal_with_rate_and_summary(tree, tmp_path, monkeyp
     monkeypatch.setattr(sys, "stderr", terminal)
     assert _crop(tree, tmp_path / "out") == 0
     drawn = terminal.getvalue()
-    assert f"{IMAGES}/{IMAGES}" in drawn and "img/s" in drawn and "crop" in drawn
+    assert f"{IMAGES}/{IMAGES}" in drawn and "crop" in drawn
+    assert "img/s" in drawn or "s/img" in drawn  # tqdm turns the rate over below one image a second
     summary = json.loads(capsys.readouterr().out)
     assert images_of(summary) == IMAGES
     assert summary["images_per_second"] == pytest.approx(IMAGES / summary["seconds"], rel=0.5)
@@ -84,9 +85,9 @@ def test_command_bar_on_a_terminal_with_rate_and_summary(tree, tmp_path, monkeyp
 
 def test_command_bar_off_without_terminal_or_with_no_progress(tree, tmp_path, monkeypatch, capsys):
     assert _crop(tree, tmp_path / "a") == 0
-    assert "img/s" not in capsys.readouterr().err  # pytest's capture is no terminal
+    assert "/6" not in capsys.readouterr().err  # pytest's capture is no terminal
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert _crop(tree, tmp_path / "b", "--no-progress") == 0
-    assert "img/s" not in terminal.getvalue()
+    assert f"{IMAGES}/{IMAGES}" not in terminal.getvalue()
     assert os.path.isfile(tmp_path / "b" / "detections.parquet")

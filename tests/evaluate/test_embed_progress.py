@@ -24,13 +24,14 @@ def test_bar_counts_every_image_with_its_rate(face_tree, colour_net, capsys):
     _, readable = embed(colour_net, paths, progress=True)
     assert readable.sum() == 5
     drawn = capsys.readouterr().err
-    assert "embed" in drawn and "6/6" in drawn and "img/s" in drawn
+    assert "embed" in drawn and "6/6" in drawn
+    assert "img/s" in drawn or "s/img" in drawn  # tqdm turns the rate over below one image a second
 
 
 def test_bar_only_on_a_terminal_by_default(face_tree, colour_net, capsys, monkeypatch):
     paths = sorted(face_tree.glob("*/*"))
     embed(colour_net, paths)
-    assert "img/s" not in capsys.readouterr().err  # pytest's capture is no terminal
+    assert "embed" not in capsys.readouterr().err  # pytest's capture is no terminal
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     embed(colour_net, paths)
@@ -38,4 +39,4 @@ def test_bar_only_on_a_terminal_by_default(face_tree, colour_net, capsys, monkey
     quiet = Terminal()
     monkeypatch.setattr(sys, "stderr", quiet)
     embed(colour_net, paths, progress=False)
-    assert quiet.getvalue() == ""
+    assert "embed" not in quiet.getvalue()
