@@ -14,7 +14,7 @@ from facenet_core.tracking.uri import resolve_tracking
 from facenet_core.train.checkpoints import promote_best, weights_of_epoch
 
 
-@task(name="open-tracking-run", cache_policy=NO_CACHE)
+@task(name="open-tracking-run", task_run_name="open-tracking-run", cache_policy=NO_CACHE)
 def open_tracking_run(
     config: dict[str, Any],
     run_key: str,
@@ -67,7 +67,7 @@ def best_evaluation(cfg: Config, evaluations: list[dict[str, Any]]) -> dict[str,
     return max(candidates, key=lambda e: (e["metrics"][cfg.selection_metric], -e["epoch"]))
 
 
-@task(name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(name="register", task_run_name="register", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def register_model(
     config: dict[str, Any],
     run_id: str | None,
