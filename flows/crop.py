@@ -61,8 +61,7 @@ def crop_dataset(
         shard_options = {**dataclasses.asdict(options), "workers": workers}
         storage = results_dir(workspace)
         shard_task = crop_tasks.crop_shard.with_options(result_storage=storage)
-        images = crop_core.image_count(input_root, plan.shards)
-        progress = ShardProgress(len(plan.shards), images, get_run_logger(), "facenet-crop-progress")
+        progress = ShardProgress(len(plan.shards), get_run_logger(), "facenet-crop-progress")
         futures = [
             shard_task.with_options(task_run_name=f"crop-shard-{index:04d}").submit(
                 workspace, input_root, output_root, identities, shard_options, seeds

@@ -1,5 +1,5 @@
 """Progress in the Prefect UI: progress artifacts updated at a bounded rate, and the crop flow's
-per-shard progress (a log line per shard, the artifact over images)."""
+per-shard progress (a log line per shard, the artifact over the shards)."""
 
 from __future__ import annotations
 
@@ -76,16 +76,17 @@ def _clamp(percent: float) -> float:
 
 class ShardProgress:
     """The crop flow's progress: `shard_done(counts)` as each shard's task returns (cached or not)
-    logs "shard k/n done: N images, x img/s" and moves the artifact over the images."""
+    logs "shard k/n done: N images, x img/s" and moves the artifact to the fraction of shards done
+    (shards hold equally many identity folders; counting the images first would list every folder)."""
 
-    def __init__(self, shards: int, images: int, logger: logging.Logger | logging.LoggerAdapter, artifact_key: str):
-        self.shards, self.images, self.logger = shards, max(images, 1), logger
+    def __init__(self, shards: int, logger: logging.Logger | logging.LoggerAdapter, artifact_key: str):
+        self.shards, self.logger = shards, logger
         self.done_shards = self.done_images = 0
         self.started = time.monotonic()
         self.artifact = ProgressArtifact.create(artifact_key, self._describe())
 
     def _describe(self) -> str:
-        return f"{self.done_shards}/{self.shards} shards, {self.done_images}/{self.images} images"
+        return f"{self.done_shards}/{self.shards} shards, {self.done_images} images"
 
     def shard_done(self, counts: dict[str, Any]) -> None:
         images = images_of(counts)
@@ -93,7 +94,7 @@ class ShardProgress:
         self.done_images += images
         rate = self.done_images / max(time.monotonic() - self.started, 1e-9)
         self.logger.info("shard %d/%d done: %d images, %.1f img/s", self.done_shards, self.shards, images, rate)
-        self.artifact.update(100.0 * self.done_images / self.images, f"{self._describe()}, {rate:.1f} img/s")
+        self.artifact.update(100.0 * self.done_shards / self.shards, f"{self._describe()}, {rate:.1f} img/s")
 
     def finish(self) -> None:
-        self.artifact.finish(f"{self.done_shards}/{self.shards} shards, {self.done_images} images")
+        self.artifact.finish(self._describe())
