@@ -304,7 +304,8 @@ def crop_shard(
         renamed=sum(Path(out).stem != Path(src).stem for src, out in jobs),
         cleaned=_remove_stale_temporaries(output_root, table, jobs),
     )
-    advance(len(rows))
+    if rows:
+        advance(len(rows))
     keep_freed_memory()
     detector = _detector(
         options.resolved_device(), options.min_face_size, options.thresholds, options.factor, options.batch_pixels

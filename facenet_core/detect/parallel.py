@@ -3,9 +3,13 @@ long-lived pool of worker processes by callers that schedule them (the crop flow
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import multiprocessing
+import queue
 import threading
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol
@@ -13,7 +17,7 @@ from typing import Any, Protocol
 import cv2
 import torch
 
-from facenet_core.detect.crop import COUNT_KEYS, crop_shard, image_count, images_of
+from facenet_core.detect.crop import COUNT_KEYS, crop_shard, image_count
 from facenet_core.detect.folder import check_folders, drop_unneeded, output_lock, plan_crop, remove_root_temporaries
 from facenet_core.detect.options import CropOptions
 from facenet_core.detect.shards import NOT_UTF8_FOLDER, input_folder
@@ -27,6 +31,10 @@ class Progress(Protocol):
     def reset(self, total: int) -> object: ...
 
     def update(self, n: int) -> object: ...
+
+
+# How often crop_tree moves the bar with what its worker processes report.
+PROGRESS_SECONDS = 0.5
 
 
 def _init_worker() -> None:
@@ -94,6 +102,13 @@ def run_shard(
     return _shard_processes(workers).submit(crop_shard, input_root, output_root, identities, options, seeds).result()
 
 
+def _drain(counts: queue.Queue, progress: Progress) -> None:
+    """Advance `progress` by every count waiting in the queue."""
+    with contextlib.suppress(queue.Empty):
+        while True:
+            progress.update(counts.get_nowait())
+
+
 def crop_tree(
     input_root: str | Path,
     output_root: str | Path,
@@ -108,8 +123,8 @@ def crop_tree(
     or stops with a UserError. Shards resume from every earlier table of the folder; at the end the
     tables no current shard needs are dropped with the crops only they listed (`dropped`, `removed`).
 
-    `progress` is reset to the number of images, then advanced image by image (batch by batch) when
-    one process crops, shard by shard as worker processes finish them.
+    `progress` is reset to the number of images, then advanced image by image (batch by batch); worker
+    processes send their counts through a queue that this process reads every PROGRESS_SECONDS.
     """
     check_folders(input_root, output_root)
     input_folder(input_root)  # a missing input is named before an output folder is made
@@ -126,16 +141,26 @@ def crop_tree(
                 counts = crop_shard(input_root, output_root, identities, options, seeds, advance)
                 totals.update({key: counts[key] for key in COUNT_KEYS})
         else:
-            with _spawn_pool(workers) as pool:
+            with contextlib.ExitStack() as stack:
+                counts_queue = None
+                if progress is not None:  # entered first, left last: the workers are gone before it
+                    counts_queue = stack.enter_context(multiprocessing.get_context("spawn").Manager()).Queue()
+                pool = stack.enter_context(_spawn_pool(workers))
+                report = None if counts_queue is None else counts_queue.put
                 shards = zip(plan.shards, plan.seeds, strict=True)
-                futures = [
-                    pool.submit(crop_shard, input_root, output_root, ids, options, seeds) for ids, seeds in shards
-                ]
-                for future in as_completed(futures):
-                    counts = future.result()
-                    totals.update({key: counts[key] for key in COUNT_KEYS})
-                    if progress is not None:
-                        progress.update(images_of(counts))
+                pending = {
+                    pool.submit(crop_shard, input_root, output_root, ids, options, seeds, report)
+                    for ids, seeds in shards
+                }
+                while pending:
+                    finished, pending = concurrent.futures.wait(
+                        pending, timeout=PROGRESS_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
+                    )
+                    if counts_queue is not None:
+                        _drain(counts_queue, progress)
+                    for future in finished:
+                        counts = future.result()
+                        totals.update({key: counts[key] for key in COUNT_KEYS})
         totals.update(unreadable=len(plan.rejected), bad_name=sum(r == NOT_UTF8_FOLDER for _, r in plan.rejected))
         if plan.shards:
             detections = merge_detections(output_root, plan.ids, plan.rejected)
