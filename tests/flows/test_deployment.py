@@ -4,6 +4,7 @@ checkout, a worker elsewhere that runs the code its flow runs clone from git, `p
 deployment's concurrency limit."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -79,6 +80,13 @@ def test_deployment_from_git_through_worker_retry_and_concurrency(tmp_path):
     worker = None
     try:
         assert prefect(["work-pool", "create", "facenet", "--type", "process"], env).returncode == 0
+        # Outside a git checkout there is no commit to pin: the build step stops the deploy.
+        plain = tmp_path / "plain-copy"
+        shutil.copytree(checkout, plain, ignore=shutil.ignore_patterns(".git"))
+        refused = prefect(["--no-prompt", "deploy", "--all"], env, cwd=plain)
+        assert refused.returncode != 0 and "not a git repository" in refused.stdout + refused.stderr
+        assert httpx.get(f"{api}/deployments/name/facenet-train/facenet-train").status_code == 404
+
         deployed = prefect(["--no-prompt", "deploy", "--all"], env, cwd=checkout)
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         deployments = {}
@@ -126,9 +134,10 @@ def test_deployment_from_git_through_worker_retry_and_concurrency(tmp_path):
         assert list((tmp_path / "ws" / "runs").glob("*/checkpoints/epoch_1.pt"))
 
         # Each attempt ran flows/train.py and facenet_core of a clone of the remote at the deployed
-        # commit, not of this checkout nor of the deploying one.
+        # commit, not of this checkout nor of the folders deployed from.
         loaded = [line.split() for line in marker.read_text().splitlines()]
-        in_runs = [(flow, core) for flow, core in loaded if not flow.startswith((str(checkout), str(REPO)))]
+        deploying = tuple(f"{folder}{os.sep}" for folder in (checkout, plain, REPO))  # deploy loads the flows
+        in_runs = [(flow, core) for flow, core in loaded if not flow.startswith(deploying)]
         assert len(in_runs) == 2, loaded
         for flow, core in in_runs:
             clone = Path(flow).parents[1]
