@@ -77,7 +77,8 @@ def test_deployment_through_team_servers_registers_and_serves_champion(tmp_path,
             mlflow_process, tracking_uri = mlflow_server(tmp_path, mlflow_store, artifacts)
             prefect_process, env = prefect_server(tmp_path, database_url=prefect_db)
             wait_for_mlflow(mlflow_process, tracking_uri)
-            env = {**env, "PWD": str(REPO)}
+            # Flow runs clone this checkout at its commit (whatever its `origin` is, if any).
+            env = {**env, "FACENET_GIT_REPOSITORY": REPO.as_uri()}
             assert prefect(["work-pool", "create", "facenet", "--type", "process"], env).returncode == 0
             deployed = prefect(["--no-prompt", "deploy", "--name", "facenet-train"], env)
             assert deployed.returncode == 0, deployed.stdout + deployed.stderr
