@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from support.cli import invoke
+from support.tree_state import tree_state
 
 from facenet_core.detect.shards import shard_id
-from flows.cli import main
-from tests.support.tree_state import tree_state
 
 pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parents[2]
@@ -47,11 +47,7 @@ def snapshot(*folders: Path) -> list[dict[str, str]]:
     return [tree_state(folder) for folder in folders]
 
 
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run_cli = invoke
 
 
 def assert_one_line(code: int, err: str, *named: str) -> None:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.http_server import FileServer, serving
+from support.cli import assert_one_line_error, invoke
+from support.http_server import serving
 from support.processes import service_env
 from support.tree_state import tree_state
 
 from facenet_core.data.extract import MARKER_VERSION
-from flows.cli import main
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -40,12 +40,6 @@ def area(tmp_path: Path) -> dict[str, Path]:
     return {"root": tmp_path, "workspace": workspace, "sibling": sibling}
 
 
-@pytest.fixture
-def server() -> FileServer:
-    with serving() as srv:
-        yield srv
-
-
 def outside(area: dict[str, Path], *targets: str) -> dict[str, dict[str, str]]:
     """Snapshot of the workspace but `targets` (and raw/, downloads/ themselves), and of the sibling."""
     workspace = {
@@ -57,12 +51,8 @@ def outside(area: dict[str, Path], *targets: str) -> dict[str, dict[str, str]]:
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    capsys.readouterr()
-    code = main(argv)
-    captured = capsys.readouterr()
-    if code:
-        assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err, captured.err
-    return code, captured.err.strip() if code else captured.err
+    code, _, err = invoke(argv, capsys)
+    return code, assert_one_line_error(err) if code else err
 
 
 def tar_bytes(files: dict[str, bytes], mode: str = "w:gz") -> bytes:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.cli import invoke
 from support.tree_state import tree_state
 
 from facenet_core.models import create_model
@@ -40,13 +41,9 @@ def snapshot(area: dict[str, Path]) -> dict[str, dict[str, str]]:
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    """`facenet ARGV` in-process: (exit code, stderr); argparse mistakes exit through SystemExit."""
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    return code, capsys.readouterr().err
+    """`facenet ARGV` in-process: (exit code, stderr)."""
+    code, _, err = invoke(argv, capsys)
+    return code, err
 
 
 def assert_one_line(code: int, err: str, *named: str) -> str:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.http_server import FileServer, serving
+from support.cli import assert_one_line_error, invoke
+from support.http_server import FileServer
 from support.tree_state import tree_state
 
 from facenet_core.config.loading import load_config
 from facenet_core.safepath import UnsafeNameError
 from facenet_core.workspace import Workspace
-from flows.cli import main
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,24 +55,14 @@ def area(tmp_path: Path) -> dict[str, Path]:
     return {"root": tmp_path, "workspace": workspace, "sibling": sibling}
 
 
-@pytest.fixture
-def server() -> FileServer:
-    with serving() as srv:
-        yield srv
-
-
 def snapshot(area: dict[str, Path]) -> dict[str, dict[str, str]]:
     return {name: tree_state(area[name]) for name in ("workspace", "sibling")}
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
     """`facenet ARGV` in-process: (exit code, stderr), checking the error is one line."""
-    capsys.readouterr()
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    if code:
-        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    return code, err
+    code, _, err = invoke(argv, capsys)
+    return code, assert_one_line_error(err) if code else err.strip()
 
 
 @pytest.mark.parametrize("segment", list(ENCODED_SEGMENTS.values()), ids=list(ENCODED_SEGMENTS))

@@ -13,10 +13,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from support.cli import invoke
 from support.tree_state import tree_state
 
 from facenet_core.data.recordio import IRHeader, RecordIOWriter, pack_record
-from flows.cli import main
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -48,11 +48,7 @@ def area(tmp_path: Path) -> dict[str, Path]:
     return {"root": root, "sibling": sibling}
 
 
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run_cli = invoke
 
 
 def test_records_with_bad_labels_are_skipped_with_offset_and_reason(area, capsys) -> None:
