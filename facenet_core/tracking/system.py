@@ -29,7 +29,7 @@ def _start(run_id: str, tracking_uri: str | None) -> Any | None:
         log.warning("system metrics not logged for run %s: %s", run_id, error)
         return None
     if not any(isinstance(m, GPUMonitor | ROCMMonitor) for m in monitor.monitors) and _has_cuda():
-        log.warning("GPU metrics need nvidia-ml-py: `pip install nvidia-ml-py` to log GPU use and memory")
+        log.warning("GPU metrics need NVML (nvidia-ml-py and the driver library): GPU use and memory not logged")
     monitor.start()
     return monitor
 
