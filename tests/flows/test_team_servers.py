@@ -104,7 +104,7 @@ def test_deployment_through_team_servers_registers_and_serves_champion(tmp_path,
             assert flow_runs == [("COMPLETED",)], run.stdout + (tmp_path / "w.log").read_text()
             assert query(connect("mlflow"), "SELECT name FROM registered_models") == [("facenet",)]
 
-            client = MlflowClient(tracking_uri)
+            client = MlflowClient(tracking_uri, registry_uri=tracking_uri)  # not an earlier test's registry
             champion = client.get_model_version_by_alias("facenet", "champion")
             tracking_run = client.get_run(champion.run_id)
             assert tracking_run.data.tags[TAG_REGISTERED] == f"facenet/{champion.version}"
