@@ -29,7 +29,7 @@ FAST = ["--device", "cpu", "--workers", "1", "--shard_size", "1", "--image_size"
 
 
 @pytest.fixture
-def area(tmp_path: Path) -> dict[str, Path]:
+def area(tmp_path: Path, sibling: Path) -> dict[str, Path]:
     """raw/<identity>/<image> (plain pictures: the detector finds no face in them, quickly), and a
     sibling folder a user keeps beside it."""
     raw = tmp_path / "area" / "raw"
@@ -37,9 +37,6 @@ def area(tmp_path: Path) -> dict[str, Path]:
         (raw / identity).mkdir(parents=True)
         for k in range(2):
             Image.fromarray(np.full((48, 48, 3), value + k, np.uint8)).save(raw / identity / f"{k}.png")
-    sibling = tmp_path / "sibling"
-    sibling.mkdir()
-    (sibling / "keep.png").write_bytes(b"a user's file")
     return {"area": tmp_path / "area", "raw": raw, "sibling": sibling}
 
 

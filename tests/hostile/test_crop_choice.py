@@ -28,10 +28,7 @@ def blank_face(value: int) -> bytes:
 
 
 @pytest.fixture
-def area(tmp_path: Path) -> dict[str, Path]:
-    sibling = tmp_path / "sibling"
-    sibling.mkdir()
-    (sibling / "keep.txt").write_text("keep")
+def area(tmp_path: Path, sibling: Path) -> dict[str, Path]:
     return {"workspace": tmp_path / "ws", "sibling": sibling}
 
 

@@ -27,7 +27,7 @@ FAST = ["--device", "cpu", "--workers", "1", "--image_size", "32"]
 
 
 @pytest.fixture
-def area(tmp_path: Path) -> dict[str, Path]:
+def area(tmp_path: Path, sibling: Path) -> dict[str, Path]:
     """raw/person/ with a 1.9 MP photo (a face filling most of it) and a 96-px face; a sibling folder."""
     face = np.asarray(Image.open(FIXTURES / "face_0.png").convert("RGB"))
     photo = np.full((1200, 1600, 3), 150, np.uint8)
@@ -36,9 +36,6 @@ def area(tmp_path: Path) -> dict[str, Path]:
     (raw / "person").mkdir(parents=True)
     Image.fromarray(photo).save(raw / "person" / "huge.png")
     Image.fromarray(np.asarray(Image.open(FIXTURES / "face_1.png").convert("RGB"))).save(raw / "person" / "small.png")
-    sibling = tmp_path / "sibling"
-    sibling.mkdir()
-    (sibling / "keep.png").write_bytes(b"a user's file")
     return {"raw": raw, "sibling": sibling, "out": tmp_path / "area" / "out", "photo": photo}
 
 

@@ -30,13 +30,10 @@ PAYLOAD = bytes(range(256)) * 400
 
 
 @pytest.fixture
-def area(tmp_path: Path) -> dict[str, Path]:
+def area(tmp_path: Path, sibling: Path) -> dict[str, Path]:
     workspace = tmp_path / "ws"
     (workspace / "runs" / "mine").mkdir(parents=True)
     (workspace / "runs" / "mine" / "weights.pt").write_bytes(b"weights")
-    sibling = tmp_path / "sibling"
-    sibling.mkdir()
-    (sibling / "keep.txt").write_text("keep")
     return {"root": tmp_path, "workspace": workspace, "sibling": sibling}
 
 

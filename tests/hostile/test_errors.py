@@ -26,13 +26,10 @@ COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
 
 @pytest.fixture
-def area(tmp_path: Path) -> dict[str, Path]:
+def area(tmp_path: Path, sibling: Path) -> dict[str, Path]:
     """A folder for the case's inputs and a sibling folder a user keeps beside it."""
     root = tmp_path / "area"
     root.mkdir()
-    sibling = tmp_path / "sibling"
-    sibling.mkdir()
-    (sibling / "keep.txt").write_text("keep")
     return {"root": root, "sibling": sibling}
 
 

@@ -43,15 +43,12 @@ BAD_NAMES = {
 
 
 @pytest.fixture
-def area(tmp_path: Path) -> dict[str, Path]:
+def area(tmp_path: Path, sibling: Path) -> dict[str, Path]:
     """A workspace with a run and a download in it, and a sibling folder, as a user would have them."""
     workspace = tmp_path / "ws"
     (workspace / "runs" / "mine").mkdir(parents=True)
     (workspace / "runs" / "mine" / "weights.pt").write_bytes(b"weights")
     (workspace / "downloads").mkdir()
-    sibling = tmp_path / "sibling"
-    sibling.mkdir()
-    (sibling / "keep.txt").write_text("keep")
     return {"root": tmp_path, "workspace": workspace, "sibling": sibling}
 
 

@@ -35,14 +35,11 @@ CASES = [
 
 
 @pytest.fixture
-def area(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+def area(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sibling: Path) -> dict[str, Path]:
     """The working folder (with a sub-folder and a file named like a preset) and a sibling folder."""
     work = tmp_path / "work"
     (work / "folder").mkdir(parents=True)
     (work / "demo").write_text("epochs: 1\n")
-    sibling = tmp_path / "sibling"
-    sibling.mkdir()
-    (sibling / "keep.txt").write_text("keep")
     monkeypatch.chdir(work)
     return {"work": work, "sibling": sibling, "packaged": deployments.DIR}
 

@@ -39,12 +39,9 @@ def write_rec(path: Path, labels: list) -> list[int]:
 
 
 @pytest.fixture
-def area(tmp_path: Path) -> dict[str, Path]:
+def area(tmp_path: Path, sibling: Path) -> dict[str, Path]:
     root = tmp_path / "area"
     root.mkdir()
-    sibling = tmp_path / "sibling"
-    sibling.mkdir()
-    (sibling / "keep.txt").write_text("keep")
     return {"root": root, "sibling": sibling}
 
 
