@@ -23,11 +23,11 @@ import torch
 
 from facenet_core.config import Config
 from facenet_core.data.manifest import build_manifest, read_manifest
-from facenet_core.data.synthetic import make_demo_dataset
 from facenet_core.data.triplets import generate_triplets, save_triplets
 from facenet_core.env import disable_telemetry
 from facenet_core.evaluate.report import evaluate_model
 from facenet_core.fileio import atomic_write_json
+from facenet_core.synthetic.demo import make_demo_dataset
 from facenet_core.train import state as state_module
 from facenet_core.train.checkpoints import load_model_from_checkpoint
 from facenet_core.train.engine import read_epoch_summary, train_epoch

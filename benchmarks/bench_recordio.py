@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facenet_core.data.recordio import IRHeader, RecordIOReader, RecordIOWriter, pack_record
-from facenet_core.data.recordio_unpack import iter_images, unpack_recordio
 from facenet_core.env import disable_telemetry
 from facenet_core.fileio import atomic_write_json
+from facenet_core.ingest.recordio import IRHeader, RecordIOReader, RecordIOWriter, pack_record
+from facenet_core.ingest.recordio_unpack import iter_images, unpack_recordio
 
 GLINT_IMAGES = 17_091_657
 PER_IDENTITY = 40

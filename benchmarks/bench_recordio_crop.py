@@ -37,12 +37,12 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facenet_core.data.insightface_pack import write_recordio_pack  # noqa: E402
-from facenet_core.data.recordio_unpack import unpack_recordio  # noqa: E402
 from facenet_core.detect.options import CropOptions  # noqa: E402
 from facenet_core.detect.parallel import crop_tree  # noqa: E402
 from facenet_core.env import disable_telemetry  # noqa: E402
 from facenet_core.fileio import atomic_write_json  # noqa: E402
+from facenet_core.ingest.insightface_pack import write_recordio_pack  # noqa: E402
+from facenet_core.ingest.recordio_unpack import unpack_recordio  # noqa: E402
 
 GLINT_IMAGES = 17_091_657
 GLINT_IDENTITIES = 360_232

@@ -23,9 +23,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facenet_core.data.faces_render import identity_shape, render_image  # noqa: E402
 from facenet_core.env import disable_telemetry  # noqa: E402
 from facenet_core.fileio import atomic_write_json  # noqa: E402
+from facenet_core.synthetic.render import identity_shape, render_image  # noqa: E402
 
 
 def render_ms(rounds: int, images: int) -> float:

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 from prefect import get_run_logger
 
 from facenet_core.config import Config, DatasetConfig, DownloadFile, EvalSet
-from facenet_core.data.catalogue import resolve_dataset
 from facenet_core.data.manifest import manifest_fingerprint
 from facenet_core.detect.options import CropOptions
 from facenet_core.detect.table import DETECTIONS
 from facenet_core.errors import UserError
 from facenet_core.fileio import sha256_json
+from facenet_core.ingest.catalogue import resolve_dataset
 from facenet_core.tracking.contract import preprocessing, source_aligned
 from facenet_core.workspace import Workspace
 from flows.crop import crop_options, run_crop

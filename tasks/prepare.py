@@ -7,9 +7,9 @@ from typing import Any
 
 from facenet_core.config import DatasetConfig
 from facenet_core.data import manifest as manifest_core
-from facenet_core.data import prepare as prepare_core
-from facenet_core.data import synthetic
-from facenet_core.data.download import is_transient
+from facenet_core.ingest import prepare as prepare_core
+from facenet_core.ingest.download import is_transient
+from facenet_core.synthetic import demo as synthetic
 from facenet_core.workspace import Workspace
 from tasks.caching import file_fingerprint, stage_task
 

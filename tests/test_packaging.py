@@ -123,7 +123,7 @@ def test_wheel_install_runs_from_another_directory(wheel: Path, tmp_path: Path) 
         "import flows.cli, deployments\n"
         "from facenet_core.config import load_config\n"
         "from facenet_core.config.presets import preset_path\n"
-        "from facenet_core.data.catalogue import BUILTIN, lookup\n"
+        "from facenet_core.ingest.catalogue import BUILTIN, lookup\n"
         "print(flows.cli.__file__, deployments.__file__, preset_path('lfw_view1'), BUILTIN, sep='\\n')\n"
         "print(load_config('lfw_view1').dataset.name, lookup('lfw').format)\n"
     )

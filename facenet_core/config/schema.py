@@ -81,7 +81,7 @@ class DownloadFile(_Strict):
     @model_validator(mode="after")
     def _plain_url_name(self) -> DownloadFile:
         """Without `filename`, the URL's last segment (percent-decoded) must be one plain name."""
-        from facenet_core.data.download import default_filename  # the data layer imports this module
+        from facenet_core.ingest.download import default_filename  # the data layer imports this module
 
         if self.filename is None:
             default_filename(self.url)

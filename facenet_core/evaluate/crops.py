@@ -43,7 +43,7 @@ def training_raw_root(config: Config, workspace: Workspace) -> Path | None:
     if dataset.path and dataset.format == "folders":
         return _resolved(None, dataset.path)
     if dataset.catalogue:
-        from facenet_core.data.catalogue import resolve_dataset
+        from facenet_core.ingest.catalogue import resolve_dataset
 
         try:
             dataset = resolve_dataset(dataset)

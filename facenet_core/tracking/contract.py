@@ -25,7 +25,7 @@ def source_aligned(dataset: DatasetConfig) -> bool:
     """Whether the dataset's faces come aligned: its own `aligned`, else its catalogue entry's."""
     if dataset.aligned or not dataset.catalogue:
         return dataset.aligned
-    from facenet_core.data.catalogue import lookup
+    from facenet_core.ingest.catalogue import lookup
 
     return lookup(dataset.catalogue).aligned
 

@@ -5,10 +5,10 @@ import argparse
 import pytest
 
 from facenet_core.config import Config, load_config, save_config
-from facenet_core.config.cli_args import add_config_arguments, overrides_from_args
 from facenet_core.config.loading import ConfigError
 from facenet_core.errors import UserError
 from facenet_core.workspace import Workspace, run_key
+from flows.cli.args import add_config_arguments, overrides_from_args
 
 
 def test_seed_defaults():

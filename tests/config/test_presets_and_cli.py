@@ -10,8 +10,8 @@ import yaml
 import deployments
 from facenet_core.config import load_config
 from facenet_core.config.presets import is_short_name, preset_names, preset_path
-from facenet_core.data import catalogue
 from facenet_core.errors import UserError
+from facenet_core.ingest import catalogue
 from facenet_core.safepath import UnsafeNameError
 from flows.cli import build_parser
 from flows.train import DEFAULT_PRESET

@@ -1,5 +1,5 @@
 """Small inputs for the detect tests: four 96x96 synthetic faces (fixtures/face_<k>.png, rendered once by
-facenet_core.data.synthetic and frozen here) placed in identity folders."""
+facenet_core.synthetic.demo and frozen here) placed in identity folders."""
 
 from pathlib import Path
 

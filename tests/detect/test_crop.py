@@ -15,7 +15,6 @@ import pytest
 import torch
 from PIL import Image
 
-from facenet_core.commands import crop as crop_command
 from facenet_core.detect import crop as crop_module
 from facenet_core.detect import parallel
 from facenet_core.detect.crop import (
@@ -29,6 +28,7 @@ from facenet_core.detect.parallel import crop_tree, run_shard, shutdown_shard_pr
 from facenet_core.detect.shards import list_shards, shard_fingerprint, shard_id
 from facenet_core.detect.table import SCHEMA
 from facenet_core.errors import UserError
+from flows.cli import crop as crop_command
 from tests.support.tree_state import tree_state
 
 OPTIONS = CropOptions(image_size=40, batch_size=2, workers=1)

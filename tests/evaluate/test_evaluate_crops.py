@@ -13,11 +13,11 @@ from support.tree_state import tree_state
 
 from facenet_core.config import Config, DatasetConfig, EvalSet
 from facenet_core.config.loading import config_to_dict
-from facenet_core.data.synthetic import generate_identities
 from facenet_core.detect.parallel import crop_tree
 from facenet_core.evaluate.crops import crop_folder_name, crop_options_of, training_raw_root
 from facenet_core.evaluate.report import evaluate_model
 from facenet_core.models import create_model
+from facenet_core.synthetic.demo import generate_identities
 from facenet_core.workspace import Workspace
 from flows.cli import main
 

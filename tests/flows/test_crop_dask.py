@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from support.processes import BIN, free_port, prefect_server, service_env, start, stop, wait_for_port
 
-from facenet_core.data.synthetic import generate_identities
+from facenet_core.synthetic.demo import generate_identities
 
 pytestmark = pytest.mark.slow
 

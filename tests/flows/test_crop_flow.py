@@ -6,8 +6,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from facenet_core.data.synthetic import generate_identities
 from facenet_core.detect.shards import shard_id
+from facenet_core.synthetic.demo import generate_identities
 from flows.crop import crop_dataset
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]

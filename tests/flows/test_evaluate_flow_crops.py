@@ -10,8 +10,8 @@ from PIL import Image
 
 from facenet_core.config import Config
 from facenet_core.config.loading import config_to_dict
-from facenet_core.data.synthetic import generate_identities
 from facenet_core.models import create_model
+from facenet_core.synthetic.demo import generate_identities
 from flows.evaluate import facenet_evaluate
 from flows.overrides import ConfigOverrides
 

@@ -7,7 +7,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-from facenet_core.data.synthetic import generate_identities
+from facenet_core.synthetic.demo import generate_identities
 from flows.crop import crop_dataset
 from flows.train import facenet_train
 

@@ -20,9 +20,9 @@ from PIL import Image
 from support.tiny import TINY
 
 from facenet_core.config import load_config
-from facenet_core.data.catalogue import lookup
-from facenet_core.data.faces_render import render_image
-from facenet_core.data.insightface_pack import write_recordio_pack, write_verification_bin
+from facenet_core.ingest.catalogue import lookup
+from facenet_core.ingest.insightface_pack import write_recordio_pack, write_verification_bin
+from facenet_core.synthetic.render import render_image
 from facenet_core.tracking.pyfunc import read_contract
 from flows.train import run_in_process
 

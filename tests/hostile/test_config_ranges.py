@@ -16,7 +16,7 @@ from support.tree_state import tree_state
 from facenet_core.config import Config, load_config
 from facenet_core.config.loading import ConfigError
 from facenet_core.config.schema import SYNTHETIC_RANGES, bounds_text, field_bounds
-from facenet_core.data.synthetic import make_demo_dataset
+from facenet_core.synthetic.demo import make_demo_dataset
 from flows.cli import main
 
 NUMBERS = (int, float)

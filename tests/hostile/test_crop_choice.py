@@ -14,7 +14,7 @@ from PIL import Image
 from support.tiny import TINY
 from support.tree_state import tree_state
 
-from facenet_core.data.insightface_pack import write_recordio_pack
+from facenet_core.ingest.insightface_pack import write_recordio_pack
 from flows.cli import main
 
 REPO = Path(__file__).resolve().parents[2]

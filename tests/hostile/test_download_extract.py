@@ -22,7 +22,7 @@ from support.http_server import serving
 from support.processes import service_env
 from support.tree_state import tree_state
 
-from facenet_core.data.extract import MARKER_VERSION
+from facenet_core.ingest.extract import MARKER_VERSION
 
 pytestmark = pytest.mark.timeout(180)
 

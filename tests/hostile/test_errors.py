@@ -225,7 +225,7 @@ def test_debug_flag_and_environment_show_the_traceback(capsys, monkeypatch) -> N
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch) -> None:
-    import facenet_core.commands.stats as stats
+    import flows.cli.stats as stats
 
     def broken(args):
         raise RuntimeError("a bug, not a user error")

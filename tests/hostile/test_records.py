@@ -16,7 +16,7 @@ from PIL import Image
 from support.cli import invoke
 from support.tree_state import tree_state
 
-from facenet_core.data.recordio import IRHeader, RecordIOWriter, pack_record
+from facenet_core.ingest.recordio import IRHeader, RecordIOWriter, pack_record
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -82,7 +82,7 @@ def test_corrupt_buffer_names_the_file(tmp_path):
 def test_replay_command_finds_the_run_by_run_name(config, tmp_path, dead_uri, capsys):
     import argparse
 
-    from facenet_core.commands import mlflow_replay
+    from flows.cli import mlflow_replay
 
     run_dir = tmp_path / "workspace" / "runs" / "key"
     assert not log_epoch_metrics(None, 3, "lfw", {"accuracy": 0.9}, run_dir=run_dir, tracking_uri=dead_uri)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facenet_core.data.insightface_bin import UnsafePickleError, convert_bin, load_bin
 from facenet_core.evaluate.pairs import read_pairs, resolve_pairs
+from facenet_core.ingest.insightface_bin import UnsafePickleError, convert_bin, load_bin
 
 
 def face(value: int, fmt: str = "JPEG") -> bytes:

@@ -10,11 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
-from facenet_core.config.cli_args import HelpFormatter, add_flag
 from facenet_core.config.schema import DatasetConfig
 from facenet_core.errors import UserError
 from facenet_core.safepath import safe_name
 from facenet_core.workspace import Workspace
+from flows.cli.args import HelpFormatter, add_flag
 
 EPILOG = """examples:
   facenet download --list
@@ -54,7 +54,7 @@ def register(subparsers) -> None:
 
 
 def _list() -> int:
-    from facenet_core.data.catalogue import load_catalogue
+    from facenet_core.ingest.catalogue import load_catalogue
 
     for name, entry in sorted(load_catalogue().items()):
         print(f"{name}: {entry.description}\n  contains: {entry.contains}\n  licence: {entry.licence}")
@@ -78,11 +78,11 @@ def _is_location(source: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
-    from facenet_core.data.catalogue import with_mirror
-    from facenet_core.data.download import fetch
-    from facenet_core.data.insightface_bin import convert_bin
-    from facenet_core.data.prepare import prepare_raw
-    from facenet_core.data.recordio_unpack import unpack_recordio
+    from facenet_core.ingest.catalogue import with_mirror
+    from facenet_core.ingest.download import fetch
+    from facenet_core.ingest.insightface_bin import convert_bin
+    from facenet_core.ingest.prepare import prepare_raw
+    from facenet_core.ingest.recordio_unpack import unpack_recordio
 
     progress = not args.quiet
     if args.retries < 0:

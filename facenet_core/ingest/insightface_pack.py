@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facenet_core.data.recordio import IRHeader, RecordIOWriter, pack_record
 from facenet_core.fileio import atomic_write_bytes
+from facenet_core.ingest.recordio import IRHeader, RecordIOWriter, pack_record
 
 
 def write_recordio_pack(rec_path: str | os.PathLike, identities: Sequence[Sequence[bytes]]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""The `facenet` command: core subcommands from facenet_core.commands plus the flow commands.
+"""The `facenet` command: one module per subcommand, listed in COMMANDS, each offering `register(subparsers)`.
 
 `main` is the one error boundary. A mistake the user can fix ends as one line on stderr,
 `facenet <cmd>: error: <message>`, exit code 2: a UserError (raised where the file or parameter is
@@ -11,13 +11,27 @@ and keeps its traceback. `--debug` or FACENET_DEBUG=1 prints the traceback of us
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import pkgutil
 import sys
 import traceback
 
 from facenet_core.env import disable_telemetry
+from flows.cli import (
+    crop,
+    demo,
+    download,
+    evaluate,
+    manifest,
+    mlflow_replay,
+    run,
+    stats,
+    synthetic,
+    train,
+    triplets,
+)
+
+# The subcommands in the order `facenet --help` lists them.
+COMMANDS = (demo, run, download, crop, manifest, stats, triplets, train, evaluate, synthetic, mlflow_replay)
 
 DEBUG_ENV = "FACENET_DEBUG"
 OS_ERROR_ADVICE = {
@@ -36,18 +50,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _command_modules() -> list:
-    import facenet_core.commands as core_commands
-    from flows import commands as flow_commands
-
-    modules = []
-    for package in (core_commands, flow_commands):
-        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-            if not info.name.startswith("_"):
-                modules.append(importlib.import_module(f"{package.__name__}.{info.name}"))
-    return modules
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand registered; `--debug` works before or after the command."""
     parser = Parser(
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     debug_help = f"print the traceback of errors (also {DEBUG_ENV}=1)"
     parser.add_argument("--debug", action="store_true", help=debug_help)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in _command_modules():
+    for module in COMMANDS:
         module.register(subparsers)
     for subparser in subparsers.choices.values():
         subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
@@ -97,6 +99,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facenet {args.command}: error: {message}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
-from facenet_core.config.cli_args import HelpFormatter, add_flag, config_range, device_option, parse_bool
 from facenet_core.config.schema import Config, DistanceMetric, Protocol
+from flows.cli.args import HelpFormatter, add_flag, config_range, device_option, parse_bool
 
 if TYPE_CHECKING:
     from facenet_core.evaluate.report import EvalResult

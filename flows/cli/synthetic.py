@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from facenet_core.config.cli_args import add_flag, ranged
 from facenet_core.config.schema import SYNTHETIC_RANGES
+from flows.cli.args import add_flag, ranged
 
 COUNTS = {
     "num_train_identities": (64, "identities in train/"),
@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facenet_core.data.synthetic import make_demo_dataset
+    from facenet_core.synthetic.demo import make_demo_dataset
 
     made = make_demo_dataset(args.out_dir, **{name: getattr(args, name) for name in COUNTS})
     print(json.dumps({key: str(value) for key, value in made.items()}, indent=2))

@@ -14,7 +14,7 @@ import io
 import numpy as np
 from PIL import Image, ImageFilter
 
-from facenet_core.data.faces_draw import RGB, FacePose, FaceShape, paint_face
+from facenet_core.synthetic.draw import RGB, FacePose, FaceShape, paint_face
 
 SKIN_DARK, SKIN_LIGHT = (0.38, 0.25, 0.18), (0.96, 0.80, 0.70)
 HAIR_PALETTE = (

@@ -16,12 +16,12 @@ import logging
 from pathlib import Path
 
 from facenet_core.config.schema import DatasetConfig
-from facenet_core.data.catalogue import resolve_dataset
-from facenet_core.data.download import fetch, place_file
-from facenet_core.data.extract import archive_kind, extract, missing_entries
-from facenet_core.data.insightface_bin import convert_bin
-from facenet_core.data.recordio_unpack import unpack_recordio
 from facenet_core.fileio import atomic_write_json
+from facenet_core.ingest.catalogue import resolve_dataset
+from facenet_core.ingest.download import fetch, place_file
+from facenet_core.ingest.extract import archive_kind, extract, missing_entries
+from facenet_core.ingest.insightface_bin import convert_bin
+from facenet_core.ingest.recordio_unpack import unpack_recordio
 from facenet_core.safepath import safe_child, safe_relative
 from facenet_core.workspace import Workspace
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from facenet_core.config.cli_args import add_config_arguments, add_flag, overrides_from_args
 from facenet_core.config.loading import load_config
+from flows.cli.args import add_config_arguments, add_flag, overrides_from_args
 
 FIELDS = ["workspace", "run_name", "mlflow_tracking_uri"]
 

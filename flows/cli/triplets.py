@@ -6,8 +6,8 @@ import argparse
 import time
 
 from facenet_core.config import load_config
-from facenet_core.config.cli_args import add_config_arguments, overrides_from_args, ranged
 from facenet_core.config.schema import MAX_EPOCHS
+from flows.cli.args import add_config_arguments, overrides_from_args, ranged
 
 FIELDS = ["seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch"]
 

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from facenet_core.data import recordio_unpack
-from facenet_core.data.recordio import (
+from facenet_core.ingest import recordio_unpack
+from facenet_core.ingest.recordio import (
     MAGIC_BYTES,
     IRHeader,
     RecordIOReader,
@@ -22,7 +22,7 @@ from facenet_core.data.recordio import (
     read_index,
     unpack_record,
 )
-from facenet_core.data.recordio_unpack import iter_images, unpack_recordio
+from facenet_core.ingest.recordio_unpack import iter_images, unpack_recordio
 
 
 def jpeg(value: int) -> bytes:

@@ -15,13 +15,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from facenet_core.commands import download as download_command
 from facenet_core.config.schema import DatasetConfig, DownloadFile
-from facenet_core.data.catalogue import load_catalogue, resolve_dataset, with_mirror
-from facenet_core.data.prepare import completion_marker, prepare_raw
-from facenet_core.data.recordio import IRHeader, RecordIOWriter, pack_record
 from facenet_core.fileio import sha256_file
+from facenet_core.ingest.catalogue import load_catalogue, resolve_dataset, with_mirror
+from facenet_core.ingest.prepare import completion_marker, prepare_raw
+from facenet_core.ingest.recordio import IRHeader, RecordIOWriter, pack_record
 from facenet_core.workspace import Workspace
+from flows.cli import download as download_command
 
 LFW_PROTOCOL_FILES = ("pairs.txt", "pairsDevTrain.txt", "pairsDevTest.txt", "peopleDevTrain.txt", "peopleDevTest.txt")
 

@@ -11,9 +11,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from facenet_core.data.faces_render import identity_shape, render_image
-from facenet_core.data.synthetic_pack import format_pairs, lfw_pairs, write_reproducible_targz
 from facenet_core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file
+from facenet_core.synthetic.pack import format_pairs, lfw_pairs, write_reproducible_targz
+from facenet_core.synthetic.render import identity_shape, render_image
 
 STAGE_VERSION = 1
 ARCHIVE_NAME = "synthetic_faces.tar.gz"

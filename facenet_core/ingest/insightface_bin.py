@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from numpy._core.multiarray import _reconstruct
 
-from facenet_core.data.recordio_unpack import image_extension
 from facenet_core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from facenet_core.ingest.recordio_unpack import image_extension
 
 FOLDS = 10
 MARKER = ".converted.json"

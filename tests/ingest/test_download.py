@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.http_server import FileServer, serving
 
-from facenet_core.data.download import DownloadError, TransferError, fetch
+from facenet_core.ingest.download import DownloadError, TransferError, fetch
 from facenet_core.safepath import UnsafeNameError
 
 pytestmark = pytest.mark.timeout(60)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from facenet_core.config.cli_args import add_config_arguments, overrides_from_args
 from facenet_core.config.loading import load_config
+from flows.cli.args import add_config_arguments, overrides_from_args
 from flows.runtime import prepare_process
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from facenet_core.config.cli_args import add_flag, config_range, device_option, parse_bool
+from flows.cli.args import add_flag, config_range, device_option, parse_bool
 
 
 def register(subparsers) -> None:

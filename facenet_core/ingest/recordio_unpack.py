@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from facenet_core.data.recordio import RecordIOReader, read_index, unpack_record
 from facenet_core.errors import UserError
 from facenet_core.fileio import atomic_path, atomic_write_bytes, atomic_write_json
+from facenet_core.ingest.recordio import RecordIOReader, read_index, unpack_record
 from facenet_core.safepath import safe_child
 
 MARKER = ".unpacked.json"

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facenet_core.commands import synthetic as synthetic_command
-from facenet_core.data.faces_render import identity_shape, render_image
-from facenet_core.data.synthetic import generate_identities, make_demo_dataset
-from facenet_core.data.synthetic_pack import lfw_pairs
 from facenet_core.fileio import sha256_file
+from facenet_core.synthetic.demo import generate_identities, make_demo_dataset
+from facenet_core.synthetic.pack import lfw_pairs
+from facenet_core.synthetic.render import identity_shape, render_image
+from flows.cli import synthetic as synthetic_command
 
 SMALL = {
     "num_train_identities": 3,

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from facenet_core.config import Config, load_config, save_config
-from facenet_core.config.cli_args import HelpFormatter, add_config_arguments, overrides_from_args
 from facenet_core.workspace import Workspace, run_key
+from flows.cli.args import HelpFormatter, add_config_arguments, overrides_from_args
 
 EPILOG = """examples:
   facenet train --dataroot workspace/cropped/casia --epochs 30 --run_name casia-r34

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from facenet_core.config.cli_args import add_flag, config_range, ranged
 from facenet_core.fileio import atomic_write_json, atomic_write_text
+from flows.cli.args import add_flag, config_range, ranged
 
 
 def register(subparsers) -> None:

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from facenet_core.data import extract as extract_module
-from facenet_core.data.extract import (
+from facenet_core.ingest import extract as extract_module
+from facenet_core.ingest.extract import (
     ArchiveLimitError,
     ExtractConflictError,
     UnsafeArchiveError,

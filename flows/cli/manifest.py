@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from facenet_core.config.cli_args import add_flag, config_range
+from flows.cli.args import add_flag, config_range
 
 
 def register(subparsers) -> None:

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from deployments import CATALOGUE
 from facenet_core.config.schema import DatasetConfig, DownloadFile
-from facenet_core.data.download import default_filename
 from facenet_core.errors import UserError
+from facenet_core.ingest.download import default_filename
 from facenet_core.safepath import safe_name
 
 BUILTIN = CATALOGUE

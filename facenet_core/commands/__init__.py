@@ -1,1 +1,0 @@
-"""`facenet` subcommands that need no orchestration; each module offers `register(subparsers)`."""

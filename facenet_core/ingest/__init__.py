@@ -1,0 +1,1 @@
+"""Getting datasets onto disk: download, extract, catalogue, RecordIO and insightface .bin packs."""

@@ -1,0 +1,1 @@
+"""Synthetic faces for the demo and the tests: drawing, rendering, the dataset and its archive."""

@@ -1,1 +1,0 @@
-"""`facenet` subcommands that run Prefect flows; each module offers `register(subparsers)`."""
