@@ -12,7 +12,6 @@ removes the temporaries and the outdated PNGs of its identity folders, which onl
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import threading
@@ -28,10 +27,10 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from facenet_core.detect.detector import MTCNN, Faces, fits_batch
+from facenet_core.detect.detector import MTCNN, Faces, fits_batch, shared_detector
 from facenet_core.detect.images import IMAGE_EXTENSIONS, load_rgb
 from facenet_core.detect.options import STAGE_VERSION, CropOptions
-from facenet_core.detect.select import choose_face, crop_box
+from facenet_core.detect.select import choose_face, crop_box, is_empty, resized_crop, too_small
 from facenet_core.detect.shards import NOT_UTF8_FILE, list_shards, plan, shard_fingerprint, shard_id
 from facenet_core.detect.table import (
     BOX,
@@ -98,11 +97,6 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(default)
 
 
-@functools.lru_cache(maxsize=4)
-def _detector(device: str, min_face_size: int, thresholds: tuple[float, ...], factor: float, pixels: int) -> MTCNN:
-    return MTCNN(device, min_face_size, thresholds, factor, pixels)
-
-
 def _decode(path: Path, exif_transpose: bool, source: str) -> np.ndarray | str:
     """The pixels, or the decoder's message (the file named by its `source`, not its absolute path)."""
     try:
@@ -140,8 +134,8 @@ def _header_pixels(path: Path) -> int:
         return 0
 
 
-def _save_png(pixels: np.ndarray, target: Path, size: int, compress_level: int) -> None:
-    image = Image.fromarray(pixels).resize((size, size), Image.BILINEAR)
+def _save_png(img: np.ndarray, box: tuple[int, int, int, int], target: Path, size: int, compress_level: int) -> None:
+    image = resized_crop(img, box, size)
     with atomic_path(target) as tmp:
         image.save(tmp, format="PNG", compress_level=compress_level)
 
@@ -159,7 +153,7 @@ def _face_row(source: str, output: str, img: np.ndarray, faces: Faces, margin: i
     row.update(zip(BOX, map(float, faces.boxes[i, :4]), strict=True))
     row.update(zip(CROP, box, strict=True))
     row.update(zip(LANDMARKS, map(float, faces.points[i]), strict=True), score=float(faces.boxes[i, 4]))
-    if box[2] <= box[0] or box[3] <= box[1]:
+    if is_empty(box):
         row["reason"] = "the face box is empty once clipped to the image"
         return row, None
     row.update(status="ok", output=output, reason=None)
@@ -307,7 +301,7 @@ def crop_shard(
     if rows:
         advance(len(rows))
     keep_freed_memory()
-    detector = _detector(
+    detector = shared_detector(
         options.resolved_device(), options.min_face_size, options.thresholds, options.factor, options.batch_pixels
     )
     last_flush = time.monotonic()
@@ -320,7 +314,7 @@ def crop_shard(
                 rows.append(empty_row(src, "unreadable", img))
                 advance(1)
                 continue
-            if min(img.shape[:2]) < options.min_face_size:
+            if too_small(*img.shape[:2], options.min_face_size):
                 row = empty_row(src, "too_small", f"smaller than the minimum face size ({options.min_face_size} px)")
                 row.update(width=img.shape[1], height=img.shape[0], n_faces=0)
                 rows.append(row)
@@ -358,11 +352,8 @@ def _crop_batch(
     for (src, out, img), faces in zip(batch, detector.detect([img for _, _, img in batch]), strict=True):
         row, box = _face_row(src, out, img, faces, options.margin)
         if box is not None:
-            x1, y1, x2, y2 = box
             target = output_root / out
-            saves.append(
-                pool.submit(_save_png, img[y1:y2, x1:x2], target, options.image_size, options.png_compress_level)
-            )
+            saves.append(pool.submit(_save_png, img, box, target, options.image_size, options.png_compress_level))
         rows.append(row)
     for future in saves:
         future.result()

@@ -15,6 +15,7 @@ bounded number of boxes at once. Tiles and bands give the bits of the whole leve
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -315,3 +316,12 @@ class MTCNN:
             pick = nms(kept, 0.7, "min")
             out.append(Faces(kept[pick], points[pick]))
         return out
+
+
+@functools.lru_cache(maxsize=4)
+def shared_detector(
+    device: str, min_face_size: int, thresholds: tuple[float, ...], factor: float, max_pixels: int
+) -> MTCNN:
+    """One detector per setting in this process (its networks built once), shared by every caller:
+    `detect` keeps no state between calls."""
+    return MTCNN(device, min_face_size, thresholds, factor, max_pixels)

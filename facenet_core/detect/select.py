@@ -1,8 +1,15 @@
-"""The one-face rule and crop box of the reference alignment script."""
+"""The per-image rules of the reference alignment script: which images are searched, which face is
+kept, its crop box and its crop. The crop stage and `facenet_core.inference.faces` both apply them."""
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
+
+
+def too_small(height: int, width: int, min_face_size: int) -> bool:
+    """Whether an image is smaller than the minimum face size on a side: it is not searched."""
+    return min(height, width) < min_face_size
 
 
 def choose_face(boxes: np.ndarray, height: int, width: int) -> int:
@@ -25,3 +32,14 @@ def crop_box(box: np.ndarray, margin: int, height: int, width: int) -> tuple[int
     bb[2] = np.minimum(box[2] + margin / 2, width)
     bb[3] = np.minimum(box[3] + margin / 2, height)
     return int(bb[0]), int(bb[1]), int(bb[2]), int(bb[3])
+
+
+def is_empty(box: tuple[int, int, int, int]) -> bool:
+    """Whether a crop box holds no pixel (a face box outside the image once clipped)."""
+    return box[2] <= box[0] or box[3] <= box[1]
+
+
+def resized_crop(img: np.ndarray, box: tuple[int, int, int, int], size: int) -> Image.Image:
+    """The pixels of the (non-empty) crop box of `img` resized bilinearly to size x size."""
+    x1, y1, x2, y2 = box
+    return Image.fromarray(img[y1:y2, x1:x2]).resize((size, size), Image.BILINEAR)

@@ -22,6 +22,7 @@ from facenet_core.detect.crop import (
     crop_shard,
     merge_detections,
 )
+from facenet_core.detect.detector import shared_detector
 from facenet_core.detect.folder import output_lock
 from facenet_core.detect.options import STAGE_VERSION
 from facenet_core.detect.parallel import crop_tree, run_shard, shutdown_shard_processes
@@ -216,10 +217,10 @@ def test_worker_processes_give_the_same_table(tree, tmp_path):
 @pytest.mark.slow
 def test_run_shard_from_threads_crops_in_worker_processes(tree, tmp_path):
     two = CropOptions(image_size=40, batch_size=2, workers=2)
-    crop_module._detector.cache_clear()
+    shared_detector.cache_clear()
     with ThreadPoolExecutor(2) as threads:
         list(threads.map(lambda names: run_shard(tree, tmp_path / "two", names, two), list_shards(tree, 1)))
-    assert crop_module._detector.cache_info().currsize == 0  # the networks never ran in this process
+    assert shared_detector.cache_info().currsize == 0  # the networks never ran in this process
     merge_detections(tmp_path / "two", [shard_id(names) for names in list_shards(tree, 1)])
     crop_tree(tree, tmp_path / "one", OPTIONS, shard_size=1)
     assert _rows(tmp_path / "one") == _rows(tmp_path / "two")
