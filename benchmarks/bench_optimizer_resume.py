@@ -97,7 +97,7 @@ def main() -> None:
         data["manifest"] = tmp / "manifest.parquet"
         build_manifest(data["train"], data["manifest"], workers=1, progress=False)
         config = Config(
-            training_dataset_csv_path=str(data["manifest"]), model_architecture="resnet18", embedding_dimension=128,
+            manifest_path=str(data["manifest"]), model_architecture="resnet18", embedding_dimension=128,
             image_size=args.image_size, epochs=args.epochs, iterations_per_epoch=args.steps, batch_size=args.batch_size,
             num_human_identities_per_batch=12, optimizer=args.optimizer, learning_rate=LEARNING_RATES[args.optimizer],
             lr_schedule={"type": "cosine"}, num_workers=0, device="cpu", log_every_n_steps=args.steps, seed=0,

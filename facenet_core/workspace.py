@@ -1,4 +1,4 @@
-"""The workspace folder layout (DESIGN.md) and the run key that names a training run."""
+"""The workspace folder layout (docs/ARCHITECTURE.md) and the run key that names a training run."""
 
 from __future__ import annotations
 
@@ -6,28 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facenet_core.config.schema import Config
+from facenet_core.config.stages import stage_values
 from facenet_core.fileio import sha256_json
 from facenet_core.safepath import safe_child
-
-# Fields whose change makes a different model. Learning rate and schedule are left out on
-# purpose: changing them on resume continues the same run (logged as metrics, DESIGN.md).
-TRAINING_FIELDS = (
-    "model_architecture",
-    "pretrained",
-    "embedding_dimension",
-    "num_human_identities_per_batch",
-    "batch_size",
-    "iterations_per_epoch",
-    "optimizer",
-    "margin",
-    "image_size",
-    "use_semihard_negatives",
-    "training_triplets_path",
-    "seed",
-    "normalize_mean",
-    "normalize_std",
-    "grad_clip_norm",
-)
 
 
 @dataclass(frozen=True)
@@ -90,6 +71,5 @@ def run_key(config: Config, manifest_fingerprint: str) -> str:
     """The user's run_name, else a short hash of the training-relevant config and the data."""
     if config.run_name:
         return config.run_name
-    values = {name: getattr(config, name) for name in TRAINING_FIELDS}
-    digest = sha256_json({"config": values, "manifest": manifest_fingerprint})
+    digest = sha256_json({"config": stage_values(config, "run"), "manifest": manifest_fingerprint})
     return f"{config.model_architecture}-{digest[:10]}"

@@ -93,14 +93,14 @@ def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
     A raw dataset is MTCNN-cropped unless the config says `crop: none`, pre-aligned ones
     (insightface RecordIO packs) included, as the seed cropped glint360k.
     """
-    if cfg.training_dataset_csv_path:
-        path = Path(cfg.training_dataset_csv_path).expanduser().resolve()
+    if cfg.manifest_path:
+        path = Path(cfg.manifest_path).expanduser().resolve()
         done = preprocessing(cfg, cropped_here=False)
         return TrainingData(str(path), manifest_fingerprint(path), {}, done)
     crops: dict[Path, tuple[Path, str]] = {}
     name = cfg.dataset.name
-    if cfg.dataroot:
-        root = Path(cfg.dataroot).expanduser().resolve()
+    if cfg.cropped_root:
+        root = Path(cfg.cropped_root).expanduser().resolve()
         fingerprint = tree_fingerprint(root)
         done = preprocessing(cfg, aligned=source_aligned(cfg.dataset), cropped_here=False)
     else:

@@ -1,4 +1,5 @@
-"""Typed overrides for flow parameters: every Config field, all optional, so the UI shows a schema."""
+"""Typed overrides for flow parameters: every Config field (and the seed's spelling of a renamed one),
+all optional, so the UI shows a schema."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, create_model
 
 from facenet_core.config import Config
+from facenet_core.config.schema import SEED_ALIASES
 
 
 def _optional_fields() -> dict[str, Any]:
     fields = {}
     for name, info in Config.model_fields.items():
         fields[name] = (Optional[info.annotation], None)  # noqa: UP045 - create_model needs a type object
+    for seed_name, field_name in SEED_ALIASES.items():
+        fields[seed_name] = fields[field_name]
     return fields
 
 

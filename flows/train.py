@@ -43,7 +43,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
     eval_sets = [prepare_eval_set(cfg, ws, s, crops) for s in cfg.resolved_eval_sets()]
     if not eval_sets:
         raise ValueError("no evaluation set: set eval_sets in the preset (or --lfw) to select and register a model")
-    cfg = cfg.model_copy(update={"training_dataset_csv_path": data.manifest})
+    cfg = cfg.model_copy(update={"manifest_path": data.manifest})
     config_dict = cfg.model_dump(mode="json")
 
     key = run_key(cfg, data.fingerprint)

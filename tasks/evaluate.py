@@ -9,6 +9,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from facenet_core.config import Config
+from facenet_core.config.stages import STAGE_FIELDS
 from facenet_core.devices import resolve_device
 from facenet_core.evaluate import report as report_core
 from facenet_core.fileio import sha256_json
@@ -16,7 +17,7 @@ from facenet_core.tracking.registry import selection_eval_set
 from facenet_core.train.checkpoints import load_model_from_checkpoint, pruned_by_retention, record_evaluation
 from tasks.caching import stage_task
 
-EVAL_FIELDS = ("distance_metric", "flip_tta", "image_size", "normalize_mean", "normalize_std")
+EVAL_FIELDS = STAGE_FIELDS["evaluate"]
 
 
 def slug(name: str) -> str:
@@ -70,7 +71,7 @@ def evaluate_epoch(
         image_size=cfg.image_size,
         mean=cfg.normalize_mean,
         std=cfg.normalize_std,
-        batch_size=cfg.lfw_batch_size,
+        batch_size=cfg.eval_batch_size,
         device=device,
         distance_metric=cfg.distance_metric,
         flip_tta=cfg.flip_tta,

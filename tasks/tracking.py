@@ -27,7 +27,7 @@ def open_tracking_run(
 ) -> dict[str, str | None]:
     """The MLflow run of this run_key (reopened on resume) with provenance tags, the tags of what
     the training images went through (`preprocessing`, see `contract.preprocessing`), and the
-    training manifest (the config's `training_dataset_csv_path`) and the prepared `eval_sets`
+    training manifest (the config's `manifest_path`) and the prepared `eval_sets`
     (named in `eval_fingerprints`) as its dataset inputs.
 
     When MLflow is unreachable the run id is None: training goes on, its metrics are buffered
@@ -43,7 +43,7 @@ def open_tracking_run(
     if preprocessing is not None:
         tags.update(contract.preprocessing_tags(preprocessing))
     evaluated = [(EvalSet.model_validate(s), eval_fingerprints[s["name"]]) for s in eval_sets or []]
-    inputs = datasets.dataset_inputs(cfg, cfg.training_dataset_csv_path, manifest_fingerprint, evaluated)
+    inputs = datasets.dataset_inputs(cfg, cfg.manifest_path, manifest_fingerprint, evaluated)
     try:
         run_id = runs.open_run(cfg, run_key, tags=tags)
         MlflowClient(uri).log_inputs(run_id, datasets=inputs)

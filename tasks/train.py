@@ -8,6 +8,7 @@ from typing import Any
 from prefect import get_run_logger
 
 from facenet_core.config import Config
+from facenet_core.config.stages import STAGE_FIELDS, stage_values
 from facenet_core.data import triplets as triplets_core
 from facenet_core.data.manifest import read_manifest
 from facenet_core.fileio import sha256_file
@@ -16,11 +17,10 @@ from facenet_core.tracking.system import system_metrics
 from facenet_core.train import engine
 from facenet_core.train.checkpoints import pruned_by_retention
 from facenet_core.train.launch import run_train_epoch
-from facenet_core.workspace import TRAINING_FIELDS
 from tasks.caching import file_fingerprint, stage_task
 from tasks.progress import ProgressArtifact
 
-TRIPLET_FIELDS = ("seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch")
+TRIPLET_FIELDS = STAGE_FIELDS["triplets"]
 # Run tag saying an epoch resumed from a file without optimiser state (its optimiser started fresh).
 TAG_FRESH_OPTIMIZER = "facenet.optimizer_started_fresh"
 
@@ -84,11 +84,7 @@ def step_progress(artifact: ProgressArtifact, cfg: Config) -> engine.MetricsCall
 
 def training_key_fields(config: dict[str, Any]) -> dict[str, Any]:
     """Config values that change what an epoch of training produces."""
-    fields = {name: config[name] for name in TRAINING_FIELDS}
-    fields |= {"learning_rate": config["learning_rate"], "lr_schedule": config["lr_schedule"]}
-    if config["lr_schedule"]["type"] == "cosine":
-        fields["epochs"] = config["epochs"]
-    return fields
+    return stage_values(Config.model_validate(config), "train-epoch")
 
 
 @stage_task(

@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from facenet_core.config.presets import preset_path
-from facenet_core.config.schema import Config, bounds_text, field_bounds
+from facenet_core.config.schema import Config, bounds_text, canonical_fields, field_bounds
 from facenet_core.errors import UserError
 from facenet_core.fileio import atomic_write_text
 
@@ -75,15 +75,19 @@ def format_validation_error(error: ValidationError, source: str) -> str:
 
 
 def load_config(preset: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Validate a preset merged with overrides (nested mappings merge key by key)."""
-    data = read_preset(preset) if preset else {}
-    data = _deep_merge(data, overrides or {})
+    """Validate a preset merged with overrides (nested mappings merge key by key; the seed's spelling
+    of a renamed field counts as the field)."""
+    sources = [f"preset {preset}"] if preset else []
+    sources += ["overrides"] if overrides else []
+    source = " + ".join(sources) or "defaults"
+    layers = [read_preset(preset) if preset else {}, overrides or {}]
     try:
-        return Config.model_validate(data)
+        preset_values, override_values = (canonical_fields(layer) for layer in layers)
+        return Config.model_validate(_deep_merge(preset_values, override_values))
     except ValidationError as error:
-        sources = [f"preset {preset}"] if preset else []
-        sources += ["overrides"] if overrides else []
-        raise ConfigError(format_validation_error(error, " + ".join(sources) or "defaults")) from None
+        raise ConfigError(format_validation_error(error, source)) from None
+    except ValueError as error:
+        raise ConfigError(f"invalid configuration ({source}): {error}") from None
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

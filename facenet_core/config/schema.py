@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Mapping
 from types import UnionType
-from typing import Annotated, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,8 +39,28 @@ SYNTHETIC_RANGES = {
 }
 
 
+# The seed's option names whose fields the pipeline names for what they hold; the seed's spelling
+# stays accepted wherever a field name is (presets, flags, flow parameters).
+SEED_ALIASES = {
+    "dataroot": "cropped_root",
+    "training_dataset_csv_path": "manifest_path",
+    "lfw_batch_size": "eval_batch_size",
+}
+
 Protocol = Literal["kfold10", "train_test"]
 DistanceMetric = Literal["euclidean", "cosine"]
+
+
+def canonical_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with the seed's option names (SEED_ALIASES) replaced by the field names."""
+    renamed = dict(values)
+    for seed_name, field_name in SEED_ALIASES.items():
+        if seed_name not in renamed:
+            continue
+        if field_name in renamed:
+            raise ValueError(f"{seed_name} and {field_name} name the same field: give only {field_name}")
+        renamed[field_name] = renamed.pop(seed_name)
+    return renamed
 
 
 def check_device(value: str) -> str:
@@ -153,14 +174,19 @@ class EvalSet(_Strict):
 
 
 class Config(_Strict):
-    """Every setting of the pipeline. Field names are the command-line flags (seed spelling)."""
+    """Every setting of the pipeline. Field names are the command-line flags; the seed's spelling of
+    a renamed option (SEED_ALIASES) is accepted too."""
 
-    # --- the seed's options, same names and defaults -------------------------------------
-    dataroot: str | None = Field(None, description="cropped training root (skips download and crop)")
+    # --- the seed's options, same defaults ------------------------------------------------
+    cropped_root: str | None = Field(
+        None, description="already cropped identity folders to train on: no download, no crop (seed: dataroot)"
+    )
     lfw: str | None = Field(None, description="LFW folder; adds an eval set 'lfw' when eval_sets is empty")
     lfw_pairs: str | None = Field(None, description="pairs file for --lfw (default: pairs.txt beside the folder)")
     lfw_cropped: bool = Field(False, description="--lfw holds face crops already: evaluated as they are, not cropped")
-    training_dataset_csv_path: str | None = Field(None, description="an existing manifest (.parquet) to train on")
+    manifest_path: str | None = Field(
+        None, description="an existing manifest (.parquet) to train on (seed: training_dataset_csv_path)"
+    )
     epochs: int = Field(150, ge=1, le=MAX_EPOCHS)
     iterations_per_epoch: int = Field(5000, ge=1, le=1_000_000)
     model_architecture: Literal[ARCHITECTURES] = "resnet34"  # type: ignore[valid-type]
@@ -168,7 +194,9 @@ class Config(_Strict):
     embedding_dimension: int = Field(512, ge=1, le=4096)
     num_human_identities_per_batch: int = Field(32, ge=2, le=100_000)
     batch_size: int = Field(544, ge=1, le=100_000, description="triplets per step (3x images)")
-    lfw_batch_size: int = Field(200, ge=1, le=65_536)
+    eval_batch_size: int = Field(
+        200, ge=1, le=65_536, description="images per forward pass of every evaluation set (seed: lfw_batch_size)"
+    )
     resume_path: str | None = None
     num_workers: int = Field(4, ge=0, le=MAX_WORKERS)
     optimizer: Literal[OPTIMIZERS] = "adagrad"  # type: ignore[valid-type]
@@ -232,6 +260,11 @@ class Config(_Strict):
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str | None = None
     registered_model_name: str = "facenet"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_names(cls, data: Any) -> Any:
+        return canonical_fields(data) if isinstance(data, Mapping) else data
 
     @field_validator("device")
     @classmethod

@@ -37,7 +37,7 @@ def _resolved(base: Path | None, value: str) -> Path:
 
 def training_raw_root(config: Config, workspace: Workspace) -> Path | None:
     """The raw identity folders the training flow crops (None when it trained on given crops)."""
-    if config.dataroot:
+    if config.cropped_root:
         return None
     dataset = config.dataset
     if dataset.path and dataset.format == "folders":

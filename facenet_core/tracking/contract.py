@@ -32,15 +32,15 @@ def source_aligned(dataset: DatasetConfig) -> bool:
 
 def preprocessing(config: Config, *, aligned: bool | None = None, cropped_here: bool | None = None) -> dict[str, Any]:
     """What the training images went through: crop method, crop size and margin, source alignment
-    and who cropped them (the pipeline's crop stage, or the user for --dataroot / a given manifest).
+    and who cropped them (the pipeline's crop stage, or the user for cropped_root / a given manifest).
 
-    `aligned` and `cropped_here` default to what the config says (`dataset`, `dataroot`,
-    `training_dataset_csv_path`); the training flow passes what it actually did.
+    `aligned` and `cropped_here` default to what the config says (`dataset`, `cropped_root`,
+    `manifest_path`); the training flow passes what it actually did.
     """
     if aligned is None:
         aligned = source_aligned(config.dataset)
     if cropped_here is None:
-        cropped_here = not (config.dataroot or config.training_dataset_csv_path)
+        cropped_here = not (config.cropped_root or config.manifest_path)
     cropped = config.crop == "mtcnn"
     return {
         "crop_method": CROP_METHOD if cropped else NO_CROP,

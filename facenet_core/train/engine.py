@@ -50,9 +50,9 @@ def _open_triplet_loader(config: Config, epoch: int, triplets_path: str | os.Pat
     from facenet_core.data.manifest import read_manifest
     from facenet_core.data.triplets import load_triplets
 
-    if not config.training_dataset_csv_path:
-        raise ValueError("training_dataset_csv_path must name the manifest (.parquet) the triplets index")
-    manifest = read_manifest(config.training_dataset_csv_path)
+    if not config.manifest_path:
+        raise ValueError("manifest_path must name the manifest (.parquet) the triplets index")
+    manifest = read_manifest(config.manifest_path)
     triplets = load_triplets(triplets_path, manifest.fingerprint)
     return make_triplet_loader(
         manifest,

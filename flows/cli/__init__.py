@@ -98,4 +98,3 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"facenet {args.command}: error: {message}", file=sys.stderr)
         return 2
-

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from facenet_core.config.loading import parse_yaml
-from facenet_core.config.schema import Config, bounds_text, check_device, field_bounds, within
+from facenet_core.config.schema import SEED_ALIASES, Config, bounds_text, check_device, field_bounds, within
 
 SCALAR_TYPES = (str, int, float, bool)
 
@@ -17,8 +17,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, **kwargs: Any) -> None:
-    """Add `--name`, plus its hyphenated alias (`--image-size` for `--image_size`)."""
-    options = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    """Add `--name`, its hyphenated alias (`--image-size` for `--image_size`) and, for a renamed config
+    field, the seed's spelling (`--lfw_batch_size` for `--eval_batch_size`)."""
+    names = [name] + [seed_name for seed_name, field_name in SEED_ALIASES.items() if field_name == name]
+    options = []
+    for each in names:
+        options += [f"--{each}"] + ([f"--{each.replace('_', '-')}"] if "_" in each else [])
     parser.add_argument(*options, **kwargs)
 
 

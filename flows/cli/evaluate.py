@@ -57,9 +57,9 @@ def register(subparsers) -> None:
     add_flag(parser, "people_file", default=None, help="keep only pairs whose people are listed (peopleDevTest.txt)")
     add_flag(
         parser,
-        "lfw_batch_size",
-        type=config_range("lfw_batch_size"),
-        default=DEFAULTS.lfw_batch_size,
+        "eval_batch_size",
+        type=config_range("eval_batch_size"),
+        default=DEFAULTS.eval_batch_size,
         help="images per forward pass",
     )
     add_flag(
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size or int(checkpoint.get("image_size", DEFAULTS.image_size)),
         mean=checkpoint.get("normalize_mean", DEFAULTS.normalize_mean),
         std=checkpoint.get("normalize_std", DEFAULTS.normalize_std),
-        batch_size=args.lfw_batch_size,
+        batch_size=args.eval_batch_size,
         device=str(device),
         distance_metric=args.distance_metric,
         flip_tta=args.flip_tta,

@@ -1,4 +1,4 @@
-"""`facenet train`: train epochs on an existing manifest (or one built from --dataroot), resuming."""
+"""`facenet train`: train epochs on an existing manifest (or one built from --cropped_root), resuming."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from facenet_core.workspace import Workspace, run_key
 from flows.cli.args import HelpFormatter, add_config_arguments, overrides_from_args
 
 EPILOG = """examples:
-  facenet train --dataroot workspace/cropped/casia --epochs 30 --run_name casia-r34
-  facenet train --preset demo --training_dataset_csv_path workspace/manifests/demo.parquet
-  facenet train --training_dataset_csv_path m.parquet --resume_path model_resnet34_triplet.pt --learning_rate 0.01
-  facenet train --training_dataset_csv_path m.parquet --num_processes 4   # DDP through torchrun"""
+  facenet train --cropped_root workspace/cropped/casia --epochs 30 --run_name casia-r34
+  facenet train --preset demo --manifest_path workspace/manifests/demo.parquet
+  facenet train --manifest_path m.parquet --resume_path model_resnet34_triplet.pt --learning_rate 0.01
+  facenet train --manifest_path m.parquet --num_processes 4   # DDP through torchrun"""
 
 
 def register(subparsers) -> None:
@@ -39,16 +39,16 @@ def register(subparsers) -> None:
 
 
 def resolve_manifest(config: Config, workspace: Workspace) -> Path:
-    """config.training_dataset_csv_path, else a manifest of --dataroot under workspace/manifests/."""
-    if config.training_dataset_csv_path:
-        return Path(config.training_dataset_csv_path)
-    if not config.dataroot:
-        raise ValueError("give --training_dataset_csv_path (a manifest .parquet) or --dataroot (identity folders)")
+    """config.manifest_path, else a manifest of --cropped_root under workspace/manifests/."""
+    if config.manifest_path:
+        return Path(config.manifest_path)
+    if not config.cropped_root:
+        raise ValueError("give --manifest_path (a manifest .parquet) or --cropped_root (identity folders)")
     from facenet_core.data.manifest import build_manifest
 
-    dataroot = Path(config.dataroot)
+    dataroot = Path(config.cropped_root)
     if not dataroot.is_dir():
-        raise FileNotFoundError(f"--dataroot {dataroot} is not a folder of identity folders")
+        raise FileNotFoundError(f"--cropped_root {dataroot} is not a folder of identity folders")
     path = workspace.manifests / f"{dataroot.resolve().name}.parquet"
     if path.is_file():
         print(f"reusing manifest {path} (delete it to rescan {dataroot})")
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     workspace = Workspace.from_config(config).ensure()
     manifest_path = resolve_manifest(config, workspace)
-    config = config.model_copy(update={"training_dataset_csv_path": str(manifest_path)})
+    config = config.model_copy(update={"manifest_path": str(manifest_path)})
     run_dir = workspace.run_dir(run_key(config, manifest_fingerprint(manifest_path)))
     save_config(config, run_dir / "config.yaml")
     checkpoint, first_epoch, began = starting_point(config, run_dir)

@@ -16,7 +16,7 @@ def test_seed_defaults():
     assert (cfg.epochs, cfg.iterations_per_epoch, cfg.batch_size) == (150, 5000, 544)
     assert (cfg.model_architecture, cfg.embedding_dimension, cfg.image_size) == ("resnet34", 512, 140)
     assert (cfg.optimizer, cfg.learning_rate, cfg.margin) == ("adagrad", 0.075, 0.2)
-    assert (cfg.num_human_identities_per_batch, cfg.lfw_batch_size, cfg.num_workers) == (32, 200, 4)
+    assert (cfg.num_human_identities_per_batch, cfg.eval_batch_size, cfg.num_workers) == (32, 200, 4)
     assert cfg.use_semihard_negatives is False and cfg.pretrained is False
     assert cfg.normalize_mean == [0.6071, 0.4609, 0.3944]
     assert cfg.normalize_std == [0.2457, 0.2175, 0.2129]
@@ -114,3 +114,26 @@ def test_preset_yaml_errors_name_the_file_and_the_place(tmp_path):
     with pytest.raises(ConfigError, match=rf"preset {latin}: byte 13 is not UTF-8"):
         load_config(latin)
     assert issubclass(ConfigError, UserError)
+
+
+def test_the_seeds_names_of_renamed_fields_keep_working(tmp_path):
+    """dataroot, training_dataset_csv_path and lfw_batch_size: in presets, flags and flow parameters."""
+    from flows.overrides import ConfigOverrides, overrides_dict
+
+    preset = tmp_path / "seed.yaml"
+    preset.write_text("dataroot: /crops\ntraining_dataset_csv_path: m.parquet\nlfw_batch_size: 64\n")
+    from_preset = load_config(preset)
+    assert (from_preset.cropped_root, from_preset.manifest_path, from_preset.eval_batch_size) == (
+        "/crops",
+        "m.parquet",
+        64,
+    )
+    flags = _parse(["--dataroot", "/c", "--training_dataset_csv_path", "x.parquet", "--lfw-batch-size", "8"])
+    assert flags == {"cropped_root": "/c", "manifest_path": "x.parquet", "eval_batch_size": 8}
+    parameters = overrides_dict(ConfigOverrides(lfw_batch_size=16))
+    assert load_config(preset, parameters).eval_batch_size == 16  # a flow parameter beats the preset
+    assert load_config(preset, {"eval_batch_size": 32}).eval_batch_size == 32
+    assert Config(dataroot="/d").cropped_root == "/d"
+    assert "lfw_batch_size" not in Config().model_dump()
+    with pytest.raises(ConfigError, match="lfw_batch_size and eval_batch_size name the same field"):
+        load_config(None, {"lfw_batch_size": 1, "eval_batch_size": 2})

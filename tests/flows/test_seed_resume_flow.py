@@ -26,7 +26,7 @@ def _triplets_used(run_dir: Path, epoch: int) -> str:
 def test_triplets_file_first_epoch_only_and_fresh_optimizer_tagged(tiny_preset, tmp_path):
     first = run_in_process(tiny_preset, {"run_name": "drawn"})
     drawn = Path(first["run_dir"])
-    manifest = read_manifest(load_config(drawn / "config.yaml").training_dataset_csv_path)
+    manifest = read_manifest(load_config(drawn / "config.yaml").manifest_path)
     params = {name: TINY[name] for name in ("iterations_per_epoch", "batch_size", "num_human_identities_per_batch")}
     rows = generate_triplets(manifest.labels, seed=7, epoch=0, **params)  # a file no run of seed 0 draws
     saved = save_triplets(tmp_path / "saved.npy", rows, {"manifest_fingerprint": manifest.fingerprint, "seed": 7})

@@ -113,7 +113,7 @@ COMMAND_OPTIONS = [
     (["crop", "in", "out", "--workers"], "crop_workers"),
     (["crop", "in", "out", "--shard_size"], "crop_shard_size"),
     (["evaluate", "--checkpoint", "c.pt", "--lfw", ".", "--image_size"], "image_size"),
-    (["evaluate", "--checkpoint", "c.pt", "--lfw", ".", "--lfw_batch_size"], "lfw_batch_size"),
+    (["evaluate", "--checkpoint", "c.pt", "--lfw", ".", "--eval_batch_size"], "eval_batch_size"),
     (["evaluate", "--checkpoint", "c.pt", "--lfw", ".", "--num_workers"], "num_workers"),
     (["manifest", "root", "--out", "m.parquet", "--workers"], "num_workers"),
     (["stats", "m.parquet", "--seed"], "seed"),

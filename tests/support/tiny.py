@@ -23,7 +23,7 @@ TINY = {
     "num_human_identities_per_batch": 3,
     "optimizer": "adam",
     "learning_rate": 0.001,
-    "lfw_batch_size": 32,
+    "eval_batch_size": 32,
     "num_workers": 0,
     "crop_shard_size": 3,
     "crop_workers": 1,

@@ -51,7 +51,7 @@ def tiny_dataset(tmp_path_factory) -> dict:
 @pytest.fixture
 def tiny_config(tiny_dataset, tmp_path) -> Config:
     return Config(
-        training_dataset_csv_path=str(tiny_dataset["manifest"]),
+        manifest_path=str(tiny_dataset["manifest"]),
         workspace=str(tmp_path / "workspace"),
         model_architecture="resnet18",
         embedding_dimension=8,

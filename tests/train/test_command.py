@@ -74,4 +74,4 @@ def test_train_from_dataroot_resumes_a_seed_checkpoint_with_a_new_learning_rate(
 
 def test_train_without_data_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--workspace", str(tmp_path)]) == 2
-    assert "--training_dataset_csv_path" in capsys.readouterr().err
+    assert "--manifest_path" in capsys.readouterr().err

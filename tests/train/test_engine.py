@@ -76,8 +76,8 @@ def test_resume_restores_the_rng_and_continues_deterministically(tiny_config, ti
 
 
 def test_missing_manifest_setting_is_a_clear_error(tiny_config, tiny_dataset, tmp_path):
-    config = tiny_config.model_copy(update={"training_dataset_csv_path": None})
-    with pytest.raises(ValueError, match="training_dataset_csv_path"):
+    config = tiny_config.model_copy(update={"manifest_path": None})
+    with pytest.raises(ValueError, match="manifest_path"):
         train_epoch(config, 0, tiny_dataset["triplets"][0], None, tmp_path / "run")
 
 
