@@ -5,10 +5,10 @@ the evaluation sets as datasets, so its page shows accuracy, AUC and TAR@FAR; th
 a few searchable tags, and the full contract is `facenet_contract.json` and `MODEL_CARD.md` in
 the model folder.
 
-Alias rules: the first version becomes `champion`. A later version takes `champion` only when it
-was evaluated on the same set (same eval-set fingerprint and protocol) as the current champion
-and beats it on the selection metric (read from the logged models); otherwise it gets
-`challenger`. Versions evaluated on different sets are never compared.
+Alias rules (facenet_core.evaluate.selection): the first version becomes `champion`. A later
+version takes `champion` only when it was evaluated on the same set (same eval-set fingerprint and
+protocol) as the current champion and beats it on the selection metric (read from the logged
+models); otherwise it gets `challenger`. Versions evaluated on different sets are never compared.
 """
 
 from __future__ import annotations
@@ -16,26 +16,33 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from importlib import metadata
 from typing import Any
 
-import numpy as np
-
 from facenet_core.config.schema import Config, EvalSet
+from facenet_core.evaluate.selection import (
+    CHAMPION,
+    AliasDecision,
+    Evaluation,
+    VersionScore,
+    alias_decision,
+    selection_eval_set,
+)
 from facenet_core.fileio import sha256_file
 from facenet_core.tracking import modelpack
 from facenet_core.tracking.contract import build_contract
 from facenet_core.tracking.datasets import digest
 from facenet_core.tracking.metrics import METRICS_PER_BATCH, now_ms, scalar_metrics
 from facenet_core.tracking.modelcard import model_card
+from facenet_core.tracking.onnx_artifact import log_onnx_export
 from facenet_core.tracking.provenance import TAG_RUN_KEY
+from facenet_core.tracking.pyfunc import DETECT_PARAM
 from facenet_core.tracking.uri import configure_tracking
 from facenet_core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 # Searchable version tags (`tags.crop_method = 'mtcnn-sandberg'`)...
 TAG_CROP_METHOD = "crop_method"
 TAG_INPUT_SIZE = "input_size"
@@ -49,27 +56,9 @@ TAG_REGISTERED = "facenet.registered_version"
 REQUIREMENTS = ("torch", "torchvision", "timm", "numpy", "pillow", "mlflow", "cloudpickle")
 
 
-def selection_eval_set(config: Config) -> EvalSet:
-    """The eval set that picks the best epoch: `selection_eval_set`, else the first one."""
-    sets = config.resolved_eval_sets()
-    if not sets:
-        raise ValueError("no evaluation set configured (eval_sets or --lfw): a model is registered by its eval metrics")
-    if config.selection_eval_set is None:
-        return sets[0]
-    return next(s for s in sets if s.name == config.selection_eval_set)
-
-
 def pip_requirements() -> list[str]:
     """Pinned versions of the packages the logged model needs (facenet-flow itself aside)."""
     return [f"{name}=={metadata.version(name)}" for name in REQUIREMENTS]
-
-
-def input_example(contract: Mapping[str, Any], count: int = 2) -> np.ndarray:
-    """A valid normalised float32 batch: uniform grey faces at the contract's input size."""
-    size = contract["input_size"]
-    mean = np.asarray(contract["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(contract["std"], dtype=np.float32).reshape(1, 3, 1, 1)
-    return ((np.full((count, 3, size, size), 0.5, dtype=np.float32) - mean) / std).astype(np.float32)
 
 
 def version_tags(
@@ -93,13 +82,6 @@ def version_tags(
         TAG_CHECKPOINT: checkpoint_sha256,
         TAG_RUN_KEY: run_key,
     }
-
-
-def comparable(new_tags: Mapping[str, str], champion_tags: Mapping[str, str]) -> bool:
-    """Evaluated on the same set: same eval-set fingerprint and protocol."""
-    return new_tags.get(TAG_FINGERPRINT) == champion_tags.get(TAG_FINGERPRINT) and new_tags.get(
-        TAG_PROTOCOL
-    ) == champion_tags.get(TAG_PROTOCOL)
 
 
 def logged_model_id(version: Any) -> str | None:
@@ -128,33 +110,30 @@ def version_metric(client: Any, version: Any, metric: str) -> float | None:
     return max(values, key=lambda m: (m.timestamp, m.step)).value if values else None
 
 
-def apply_alias_rules(client: Any, name: str, version: str, metric: str) -> dict[str, Any]:
-    """Give `version` the champion or challenger alias (module docstring); returns the decision."""
+def version_score(client: Any, version: Any, metric: str) -> VersionScore:
+    """A registered version as the alias rules read it: its set's fingerprint and protocol (tags) and
+    its `metric` as linked to its logged model."""
+    return VersionScore(
+        version=str(version.version),
+        eval_set_fingerprint=version.tags.get(TAG_FINGERPRINT),
+        protocol=version.tags.get(TAG_PROTOCOL),
+        metric=version_metric(client, version, metric),
+    )
+
+
+def apply_alias_rules(client: Any, name: str, version: str, metric: str) -> AliasDecision:
+    """Give `version` the champion or challenger alias (`selection.alias_decision`); returns the decision."""
     from mlflow.exceptions import MlflowException
 
-    new = client.get_model_version(name, version)
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         champion = None
-    held = None if champion is None else version_metric(client, champion, metric)
-    if champion is None:
-        alias, reason = CHAMPION, "first version with an evaluation"
-    elif not comparable(new.tags, champion.tags):
-        alias, reason = CHALLENGER, f"evaluated on a different set or protocol than champion v{champion.version}"
-    elif held is None:
-        alias, reason = CHALLENGER, f"champion v{champion.version} has no {metric} to compare"
-    elif version_metric(client, new, metric) > held:
-        alias, reason = CHAMPION, f"{metric} beats champion v{champion.version}"
-    else:
-        alias, reason = CHALLENGER, f"{metric} does not beat champion v{champion.version}"
-    client.set_registered_model_alias(name, alias, version)
-    log.info("MLflow: %s v%s is %s (%s)", name, version, alias, reason)
-    return {
-        "alias": alias,
-        "reason": reason,
-        "previous_champion": None if champion is None else str(champion.version),
-    }
+    held = None if champion is None else version_score(client, champion, metric)
+    decision = alias_decision(version_score(client, client.get_model_version(name, version), metric), held, metric)
+    client.set_registered_model_alias(name, decision.alias, version)
+    log.info("MLflow: %s v%s is %s (%s)", name, version, decision.alias, decision.reason)
+    return decision
 
 
 def link_metrics(
@@ -162,19 +141,20 @@ def link_metrics(
     run_id: str,
     model_id: str,
     epoch: int,
-    evaluations: Sequence[tuple[str, str, Mapping[str, Any]]],
+    evaluations: Sequence[Evaluation],
 ) -> None:
-    """Link the (set name, set fingerprint, metrics) evaluations of `epoch` to the logged model as
-    `<set>/<metric>` at step `epoch`, each naming its set as the dataset. A run point of the same
-    key, step and value lends its timestamp, so the run's history keeps one point per epoch."""
+    """Link the metrics of `evaluations` (of epoch `epoch`) to the logged model as `<set>/<metric>` at
+    step `epoch`, each naming its set as the dataset. A run point of the same key, step and value
+    lends its timestamp, so the run's history keeps one point per epoch."""
     from mlflow.entities import Metric
 
     linked = []
-    for set_name, fingerprint, metrics in evaluations:
-        for key, value in scalar_metrics(metrics, prefix=f"{set_name}/").items():
+    for evaluation in evaluations:
+        set_name, dataset_digest = evaluation.eval_set, digest(evaluation.eval_set_fingerprint)
+        for key, value in scalar_metrics(evaluation.metrics, prefix=f"{set_name}/").items():
             logged = [m for m in client.get_metric_history(run_id, key) if m.step == epoch and m.value == value]
             timestamp = logged[-1].timestamp if logged else now_ms()
-            linked.append(Metric(key, value, timestamp, epoch, model_id, set_name, digest(fingerprint), run_id=run_id))
+            linked.append(Metric(key, value, timestamp, epoch, model_id, set_name, dataset_digest, run_id=run_id))
     for start in range(0, len(linked), METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=linked[start : start + METRICS_PER_BATCH])
 
@@ -204,25 +184,24 @@ def register_best(
     manifest_fingerprint: str | None = None,
     workspace: Workspace | None = None,
     preprocessing: Mapping[str, Any] | None = None,
-    other_evaluations: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+    other_evaluations: Sequence[Evaluation] = (),
 ) -> dict[str, Any]:
     """Log the checkpoint's model (eval mode) from `run_id`, link its metrics, register it and set
     its alias.
 
     `eval_metrics` are the metrics of this checkpoint on `eval_set` (default: the selection
     set); they must include accuracy, `best_distance_threshold` and the selection metric, and may
-    include `threshold_at_far` (the threshold for FAR=1e-3). They, and the (set name, fingerprint,
-    metrics) of `other_evaluations` of the same epoch, are linked to the logged model (see
+    include `threshold_at_far` (the threshold for FAR=1e-3). They, and the metrics of
+    `other_evaluations` (the same epoch on other sets), are linked to the logged model (see
     `link_metrics`); the model is the run's output at step = the checkpoint's epoch.
     `preprocessing` is what the training images went through (`contract.preprocessing`; default:
     what the config says). Registering the same run and checkpoint again returns the existing
     version. Returns name, version, model_uri, model_id, alias and reason.
     """
     import mlflow
-    import torch
     from mlflow import MlflowClient
     from mlflow.entities import LoggedModelOutput
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import Model
 
     from facenet_core.train.checkpoints import load_model_from_checkpoint
 
@@ -252,9 +231,6 @@ def register_best(
     model, checkpoint = load_model_from_checkpoint(checkpoint_path, device="cpu")
     model = model.eval()
     contract = build_contract(config, checkpoint, eval_metrics, preprocessing)
-    example = input_example(contract)
-    with torch.inference_mode():
-        signature = infer_signature(example, model(torch.from_numpy(example)).numpy())
     card = model_card(
         config,
         checkpoint,
@@ -277,16 +253,24 @@ def register_best(
         flavor_name="pytorch",
         model_id=logged.model_id,
         pytorch_model=model,
+        architecture=checkpoint.get("model_architecture", config.model_architecture),
         contract=contract,
         model_card=card,
-        signature=signature,
-        input_example=example,
+        signature=modelpack.serving_signature(contract),
+        input_example=(modelpack.photo_example(), {DETECT_PARAM: True}),
         pip_requirements=pip_requirements(),
         serialization_format="pickle",
     )
+    log_onnx_export(client, logged.model_id, model, contract)  # model.onnx beside MLmodel
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=epoch)])
-    evaluations = [(eval_set.name, eval_set_fingerprint, eval_metrics), *other_evaluations]
-    link_metrics(client, run_id, logged.model_id, epoch, evaluations)
+    registered_from = Evaluation(
+        epoch=epoch,
+        eval_set=eval_set.name,
+        eval_set_fingerprint=eval_set_fingerprint,
+        checkpoint=str(checkpoint_path),
+        metrics=eval_metrics,
+    )
+    link_metrics(client, run_id, logged.model_id, epoch, [registered_from, *other_evaluations])
     tags = version_tags(contract, eval_set, eval_metrics, eval_set_fingerprint, checkpoint_sha, run_key)
     registered = mlflow.register_model(info.model_uri, name, tags=tags)
     client.update_model_version(
@@ -299,4 +283,4 @@ def register_best(
     version = str(registered.version)
     client.set_tag(run_id, TAG_REGISTERED, f"{name}/{version}")
     model_uri = f"models:/{name}/{version}"
-    return {"name": name, "version": version, "model_uri": model_uri, "model_id": info.model_id, **decision}
+    return {"name": name, "version": version, "model_uri": model_uri, "model_id": info.model_id, **asdict(decision)}
