@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import torch
+from torch import nn
 
 from facenet_core.inference.model import ModelContract
+from facenet_core.tracking.pyfunc import BATCH_SIZE, prepare_faces
 
 
 @runtime_checkable
@@ -26,3 +29,33 @@ class Embedder(Protocol):
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """Float32 N x D unit-length embeddings of uint8 N x S x S x 3 RGB crops (N may be 0)."""
         ...
+
+
+class TorchEmbedder:
+    """A PyTorch model (eval mode, on its device) embedding crops with the evaluation transform, as
+    `facenet evaluate` and the served model's `prepare_faces` do, `batch_size` crops per forward pass."""
+
+    def __init__(self, model: nn.Module, contract: ModelContract, batch_size: int = BATCH_SIZE) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model.eval()
+        self._contract = contract
+        self.batch_size = batch_size
+
+    @property
+    def contract(self) -> ModelContract:
+        return self._contract
+
+    @torch.inference_mode()
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """Float32 N x D unit-length embeddings of uint8 N x S x S x 3 RGB crops (N may be 0)."""
+        crops = np.asarray(crops)
+        if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3:
+            raise ValueError(f"expected uint8 crops of shape (N, S, S, 3), got {crops.dtype} {crops.shape}")
+        device = next(self.model.parameters()).device
+        contract = self._contract.model_dump()
+        out = np.zeros((len(crops), self._contract.embedding_dimension), dtype=np.float32)
+        for start in range(0, len(crops), self.batch_size):
+            batch = prepare_faces(crops[start : start + self.batch_size], contract)
+            out[start : start + len(batch)] = self.model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+        return out
