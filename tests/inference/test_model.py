@@ -157,7 +157,8 @@ def test_a_registered_model_loads_by_alias_with_its_contract(tmp_path, project_c
         eval_sets=[EvalSet(name="lfw", root=str(tmp_path / "lfw"), pairs=str(tmp_path / "pairs.txt"))],
     )
     metrics = {"accuracy": 0.9, "roc_auc": 0.9, "best_distance_threshold": 1.05, "threshold_at_far": 0.7}
-    registered = register_best(config, open_run(config, "run-a"), project_checkpoint, metrics, "a" * 64)
+    run_id = open_run(config, "run-a")
+    registered = register_best(config, run_id, project_checkpoint, metrics, "a" * 64)
     uri = resolve_tracking(config)[0]
 
     loaded = load_model("models:/facenet@champion", tracking_uri=uri)
@@ -165,6 +166,7 @@ def test_a_registered_model_loads_by_alias_with_its_contract(tmp_path, project_c
     assert loaded.contract.threshold("far1e-3")[0] == 0.7
     assert loaded.contract.input_size == 64 and loaded.contract.mean == tuple(PROJECT_MEAN)
     assert load_model(registered["model_uri"], tracking_uri=uri).contract == loaded.contract
+    assert load_model(f"runs:/{run_id}/model", tracking_uri=uri).contract == loaded.contract
 
     from_checkpoint = load_model(project_checkpoint)
     crops = _crops(2)
