@@ -54,8 +54,12 @@ class TorchEmbedder:
             raise ValueError(f"expected uint8 crops of shape (N, S, S, 3), got {crops.dtype} {crops.shape}")
         device = next(self.model.parameters()).device
         contract = self._contract.model_dump()
-        out = np.zeros((len(crops), self._contract.embedding_dimension), dtype=np.float32)
+        dimension = self._contract.embedding_dimension
+        out = np.zeros((len(crops), dimension), dtype=np.float32)
         for start in range(0, len(crops), self.batch_size):
             batch = prepare_faces(crops[start : start + self.batch_size], contract)
-            out[start : start + len(batch)] = self.model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+            vectors = self.model(torch.from_numpy(batch).to(device))
+            if vectors.shape[1] != dimension:
+                raise ValueError(f"the model gives {vectors.shape[1]}-d embeddings, its contract says {dimension}")
+            out[start : start + len(batch)] = vectors.float().cpu().numpy()
         return out

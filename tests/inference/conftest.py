@@ -41,9 +41,9 @@ def photo_paths(photo_tree: Path) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def crop_stage(photo_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, dict], Path]:
-    """The crop stage's rows (by source) and output folder for the photos."""
+    """The crop stage's rows (by source) and output folder for the photos (detected in one batch)."""
     output = tmp_path_factory.mktemp("crops") / "lfw"
-    crop_tree(photo_tree, output, OPTIONS)
+    crop_tree(photo_tree, output, CropOptions(workers=1))
     rows = pq.read_table(output / "detections.parquet").to_pylist()
     return {row["source"]: row for row in rows}, output
 

@@ -56,6 +56,9 @@ def test_batches_empty_input_and_the_protocol(project_checkpoint):
         whole.embed(crops.astype(np.float32))
     with pytest.raises(ValueError, match="batch_size"):
         TorchEmbedder(loaded.model, loaded.contract, batch_size=0)
+    other = loaded.contract.model_copy(update={"embedding_dimension": 32})
+    with pytest.raises(ValueError, match="the model gives 16-d embeddings, its contract says 32"):
+        TorchEmbedder(loaded.model, other).embed(crops)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: embedding on a GPU needs one")
