@@ -20,18 +20,38 @@ from flows.cli import (
     crop,
     demo,
     download,
+    embed,
     evaluate,
+    export,
     manifest,
     mlflow_replay,
     run,
+    search,
     stats,
     synthetic,
     train,
     triplets,
+    verify,
 )
 
 # The subcommands in the order `facenet --help` lists them.
-COMMANDS = (demo, run, download, crop, manifest, stats, triplets, train, evaluate, synthetic, mlflow_replay)
+COMMANDS = (
+    demo,
+    run,
+    download,
+    crop,
+    manifest,
+    stats,
+    triplets,
+    train,
+    evaluate,
+    verify,
+    embed,
+    search,
+    export,
+    synthetic,
+    mlflow_replay,
+)
 
 DEBUG_ENV = "FACENET_DEBUG"
 OS_ERROR_ADVICE = {

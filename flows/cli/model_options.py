@@ -1,0 +1,73 @@
+"""The options `facenet verify`, `embed`, `search` and `export` share: which model, which runtime,
+which device, which threshold; and the model they open."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flows.cli.args import device_option
+
+if TYPE_CHECKING:
+    from facenet_core.detect.options import CropOptions
+    from facenet_core.inference.runtime import OpenedModel
+
+MODEL_HELP = (
+    "the model: an MLflow model URI (models:/facenet@champion, models:/facenet/3, runs:/<id>/model), a logged "
+    "model folder, a checkpoint (.pt), or an ONNX file facenet export wrote (.onnx)"
+)
+THRESHOLD_HELP = (
+    "same person below this distance: best (the model's best-accuracy threshold), far1e-3 (its threshold at "
+    "that false accept rate) or a number"
+)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, runtime: bool = True) -> None:
+    """--model | --checkpoint (one required), --tracking_uri, --device and, with `runtime`, --runtime."""
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--model", help=MODEL_HELP)
+    group.add_argument("--checkpoint", help="a .pt checkpoint (ours or the seed's): the same as --model FILE")
+    parser.add_argument(
+        "--tracking_uri",
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking server or store of a models:/ URI (None: MLFLOW_TRACKING_URI, else ./mlruns)",
+    )
+    if runtime:
+        parser.add_argument(
+            "--runtime",
+            choices=("torch", "onnx"),
+            default=None,
+            help="what runs the model (default: onnx for a .onnx model, torch otherwise)",
+        )
+    parser.add_argument("--device", type=device_option, default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def model_source(args: argparse.Namespace) -> str:
+    """The --model or --checkpoint given; a --checkpoint that is not a file is a FileNotFoundError."""
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint {args.checkpoint} not found")
+    return args.checkpoint if args.checkpoint is not None else args.model
+
+
+def open_model_from_args(args: argparse.Namespace) -> OpenedModel:
+    """The model the options name, opened as an embedder."""
+    from facenet_core.inference.runtime import open_model
+
+    return open_model(
+        model_source(args),
+        runtime=getattr(args, "runtime", None),
+        device=args.device,
+        tracking_uri=args.tracking_uri,
+    )
+
+
+def crop_options(opened: OpenedModel, args: argparse.Namespace, **settings) -> CropOptions:
+    """The crop stage's options that make this model's crops, on --device."""
+    return opened.embedder.contract.crop_options(device=args.device, **settings)
+
+
+def box_text(box: tuple[int, int, int, int]) -> str:
+    """A face box as x1,y1,x2,y2."""
+    return ",".join(str(value) for value in box)
