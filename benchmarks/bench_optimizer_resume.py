@@ -21,7 +21,7 @@ from unittest import mock
 
 import torch
 
-from facenet_core.config import Config
+from facenet_core.config import Config, EvalSet
 from facenet_core.data.manifest import build_manifest, read_manifest
 from facenet_core.data.triplets import generate_triplets, save_triplets
 from facenet_core.env import disable_telemetry
@@ -55,7 +55,7 @@ def run(config: Config, data: dict, workdir: Path, carry_optimizer: bool) -> lis
             model, _ = load_model_from_checkpoint(checkpoint)
             result = evaluate_model(
                 model,
-                {"root": str(data["eval"]), "pairs": str(data["pairs"])},
+                EvalSet(name="eval", root=str(data["eval"]), pairs=str(data["pairs"])),
                 image_size=config.image_size,
                 mean=config.normalize_mean,
                 std=config.normalize_std,

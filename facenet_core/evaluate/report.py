@@ -7,17 +7,18 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, get_args
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
-from facenet_core.config.schema import Protocol
+from facenet_core.config.schema import EvalSet
 from facenet_core.evaluate.embed import DISTANCE_METRICS, embed_images, pair_distances
 from facenet_core.evaluate.metrics import FAR_TARGET, ROC_THRESHOLDS, PairMetrics, kfold_metrics, train_test_metrics
 from facenet_core.evaluate.pairs import ResolvedPairs, filter_people, read_pairs, read_people, resolve_pairs
 from facenet_core.evaluate.plots import plot_accuracy, plot_distances, plot_roc
+from facenet_core.evaluate.selection import comparable_history
 from facenet_core.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 # 2: metrics rows tagged with their evaluation settings. 3: a distance histogram per evaluation.
 STAGE_VERSION = 3
 METRICS_TABLE = "metrics.parquet"
-PROTOCOLS = get_args(Protocol)
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,6 @@ class ReportPaths(NamedTuple):
     distances: Path
 
 
-def _field(eval_set: Any, name: str, default: Any = None) -> Any:
-    if isinstance(eval_set, Mapping):
-        return eval_set.get(name, default)
-    return getattr(eval_set, name, default)
-
-
 def _load_pairs(pairs_file: str, root: str, people_file: str | None) -> ResolvedPairs:
     pairs = read_pairs(pairs_file)
     if people_file:
@@ -78,7 +72,7 @@ def _load_pairs(pairs_file: str, root: str, people_file: str | None) -> Resolved
 
 def evaluate_model(
     model: nn.Module,
-    eval_set: Any,
+    eval_set: EvalSet,
     *,
     image_size: int,
     mean: Sequence[float],
@@ -89,29 +83,22 @@ def evaluate_model(
     flip_tta: bool = False,
     num_workers: int = 0,
 ) -> EvalResult:
-    """Evaluate `model` on an eval set (an EvalSet, a mapping or any object with its fields).
-
-    Fields: root (image folder), pairs, protocol (kfold10 | train_test), train_pairs (train_test
-    only), people_file (keeps only pairs of listed people; applied to `pairs`, not to
-    `train_pairs`, whose people are disjoint in View 1). Every image is embedded once; pairs
-    with a missing or unreadable image are left out and counted in `missing_pairs` (and
-    `missing_train_pairs` for the threshold pairs of train_test).
+    """Evaluate `model` on `eval_set`: its root (image folder), pairs, protocol (kfold10 |
+    train_test), train_pairs (train_test only) and people_file (keeps only pairs of listed people;
+    applied to `pairs`, not to `train_pairs`, whose people are disjoint in View 1). Every image is
+    embedded once; pairs with a missing or unreadable image are left out and counted in
+    `missing_pairs` (and `missing_train_pairs` for the threshold pairs of train_test).
     """
-    protocol = _field(eval_set, "protocol", "kfold10")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    protocol = eval_set.protocol
     if distance_metric not in DISTANCE_METRICS:
         raise ValueError(f"distance_metric must be one of {DISTANCE_METRICS}, got {distance_metric!r}")
     for name in ("root", "pairs"):
-        if not _field(eval_set, name):
-            raise ValueError(f"the eval set needs {name!r} (image folder and pairs file)")
-    root = str(_field(eval_set, "root"))
-    sets = [_load_pairs(str(_field(eval_set, "pairs")), root, _field(eval_set, "people_file"))]
+        if not getattr(eval_set, name):
+            raise ValueError(f"eval set {eval_set.name!r} needs {name!r} (image folder and pairs file)")
+    root = eval_set.root
+    sets = [_load_pairs(eval_set.pairs, root, eval_set.people_file)]
     if protocol == "train_test":
-        train_pairs = _field(eval_set, "train_pairs")
-        if not train_pairs:
-            raise ValueError("protocol train_test needs train_pairs (pairsDevTrain.txt)")
-        sets.append(_load_pairs(str(train_pairs), root, None))
+        sets.append(_load_pairs(str(eval_set.train_pairs), root, None))
 
     images = [path for s in sets for path in s.images]
     unique = {path: i for i, path in enumerate(dict.fromkeys(images))}
@@ -137,7 +124,7 @@ def evaluate_model(
 
     test_pairs, test_d, test_missing = per_set[0]
     if not len(test_pairs):
-        raise ValueError(f"no pair of {_field(eval_set, 'pairs')} has both images readable under {root}")
+        raise ValueError(f"no pair of {eval_set.pairs} has both images readable under {root}")
     if protocol == "kfold10":
         metrics = kfold_metrics(test_d, test_pairs.issame, test_pairs.folds(10))
     else:
@@ -189,11 +176,6 @@ def read_metrics_table(report_dir: str | os.PathLike) -> pd.DataFrame:
     if "settings" not in table.columns:
         table.insert(2, "settings", "")
     return table
-
-
-def comparable_history(table: pd.DataFrame, set_name: str, settings: str) -> pd.DataFrame:
-    """The rows of one set evaluated under the same settings, by epoch."""
-    return table[(table["set"] == set_name) & (table["settings"] == settings)].sort_values("epoch")
 
 
 def write_epoch_report(

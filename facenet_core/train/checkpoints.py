@@ -195,18 +195,11 @@ def weights_of_epoch(checkpoint: str | os.PathLike, epoch: int) -> Path:
     raise FileNotFoundError(f"weights of epoch {epoch} are gone: {path} was deleted and best.pt holds another epoch")
 
 
-def promote_best(checkpoint: str | os.PathLike, epoch: int, best_distance_threshold: float) -> None:
-    """Make the run's best.pt hold epoch `epoch` (with its evaluated threshold), copied from
-    `checkpoint`, that epoch's file; nothing to do when best.pt holds it already or the file is gone."""
-    path = Path(checkpoint)
-    if path.is_file() and stored_epoch(path.parent / "best.pt") != epoch:
-        record_evaluation(path.parent, epoch, best_distance_threshold, is_best=True)
-
-
 def record_evaluation(
     checkpoint_dir: str | os.PathLike, epoch: int, best_distance_threshold: float, is_best: bool
 ) -> None:
-    """Store an epoch's evaluated threshold in last.pt; copy that state to best.pt when it wins.
+    """Store an epoch's evaluated threshold in last.pt (when last.pt is that epoch); copy that state
+    (last.pt's, else the epoch file's) to best.pt when `is_best` (`evaluate.selection` decides).
 
     The per-epoch file is left untouched: it is a finished stage's output, identified by its sha256.
     """

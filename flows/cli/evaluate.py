@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
-from facenet_core.config.schema import Config, DistanceMetric, Protocol
+from facenet_core.config.schema import Config, DistanceMetric, EvalSet, Protocol
 from flows.cli.args import HelpFormatter, add_flag, config_range, device_option, parse_bool
 
 if TYPE_CHECKING:
@@ -143,13 +143,14 @@ def run(args: argparse.Namespace) -> int:
         if path and not Path(path).is_file():
             raise FileNotFoundError(f"{flag} {path} not found (the default --pairs is pairs.txt beside --lfw)")
     images = args.lfw if args.cropped else _crop(args, checkpoint, str(device))
-    eval_set = {
-        "root": str(images),
-        "pairs": pairs,
-        "protocol": args.protocol,
-        "train_pairs": args.train_pairs,
-        "people_file": args.people_file,
-    }
+    eval_set = EvalSet(
+        name="lfw",
+        root=str(images),
+        pairs=pairs,
+        protocol=args.protocol,
+        train_pairs=args.train_pairs,
+        people_file=args.people_file,
+    )
     result = evaluate_model(
         model,
         eval_set,

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from facenet_core.config import EvalSet
 from facenet_core.evaluate.report import evaluate_model
 from facenet_core.models import create_model
 from flows.cli import main
@@ -48,7 +49,7 @@ def test_evaluate_seed_checkpoint_prints_accuracy_first(seed_checkpoint, face_tr
     printed = json.loads(capsys.readouterr().out)
     direct = evaluate_model(
         model,
-        {"root": face_tree, "pairs": view2_file},
+        EvalSet(name="faces", root=str(face_tree), pairs=str(view2_file)),
         image_size=32,
         mean=[0.6071, 0.4609, 0.3944],
         std=[0.2457, 0.2175, 0.2129],

@@ -59,7 +59,7 @@ def _direct(checkpoint: Path, root: Path, pairs: Path) -> dict:
     defaults = Config()
     result = evaluate_model(
         model.eval(),
-        {"root": str(root), "pairs": str(pairs)},
+        EvalSet(name="faces", root=str(root), pairs=str(pairs)),
         image_size=48,
         mean=defaults.normalize_mean,
         std=defaults.normalize_std,

