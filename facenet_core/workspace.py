@@ -1,7 +1,9 @@
-"""The workspace folder layout (docs/ARCHITECTURE.md) and the run key that names a training run."""
+"""The workspace folder layout (docs/ARCHITECTURE.md), the files of one training run (RunLayout) and
+the run key that names a training run."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,14 +14,71 @@ from facenet_core.safepath import safe_child
 
 
 @dataclass(frozen=True)
+class RunLayout:
+    """The files of one training run, runs/<run_key>/:
+
+    config.yaml                the resolved config the run trains with
+    checkpoints/epoch_<e>.pt   weights of epoch e (kept for re-evaluation), epoch_<e>.json its summary
+    checkpoints/last.pt        the full training state of the newest epoch (what a resume continues)
+    checkpoints/best.pt        the full state of the best evaluated epoch
+    triplets/epoch_<e>.npy     the triplets epoch e trained on (and their .json sidecar)
+    reports/                   evaluation tables and plots
+    launch/                    config and step metrics of a torchrun epoch
+    """
+
+    run_dir: Path
+
+    @property
+    def config(self) -> Path:
+        return self.run_dir / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.checkpoints / f"epoch_{epoch}.pt"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    def triplets(self, epoch: int) -> Path:
+        return self.run_dir / "triplets" / f"epoch_{epoch}.npy"
+
+    @property
+    def reports(self) -> Path:
+        return self.run_dir / "reports"
+
+    @property
+    def launch(self) -> Path:
+        return self.run_dir / "launch"
+
+    def launch_config(self, epoch: int) -> Path:
+        return self.launch / f"epoch_{epoch}.config.yaml"
+
+    def launch_metrics(self, epoch: int) -> Path:
+        return self.launch / f"epoch_{epoch}.metrics.jsonl"
+
+
+@dataclass(frozen=True)
 class Workspace:
     """Paths of one workspace; `ensure()` creates the folders."""
 
     root: Path
 
     @classmethod
+    def at(cls, root: str | os.PathLike) -> Workspace:
+        """The workspace whose root is `root` (user-expanded, absolute)."""
+        return cls(Path(root).expanduser().resolve())
+
+    @classmethod
     def from_config(cls, config: Config) -> Workspace:
-        return cls(Path(config.workspace).expanduser().resolve())
+        return cls.at(config.workspace)
 
     @property
     def downloads(self) -> Path:
@@ -43,6 +102,7 @@ class Workspace:
 
     @property
     def prefect_results(self) -> Path:
+        """Prefect's persisted task results and the stage output records (tasks/caching.py)."""
         return self.root / "prefect-results"
 
     @property
@@ -60,6 +120,10 @@ class Workspace:
     def run_dir(self, run_key: str) -> Path:
         """runs/<run_key>, the key checked to be one plain name (a run_name comes from the user)."""
         return safe_child(self.runs, run_key, what="run name")
+
+    def run_layout(self, run_key: str) -> RunLayout:
+        """The files of the run `run_key`."""
+        return RunLayout(self.run_dir(run_key))
 
     def ensure(self) -> Workspace:
         for folder in (self.downloads, self.raw, self.cropped, self.manifests, self.runs, self.prefect_results):

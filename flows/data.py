@@ -1,4 +1,4 @@
-"""Data preparation shared by the flows: training data to a manifest, evaluation sets to images."""
+"""Data preparation shared by the flows: the training data to a manifest, evaluation sets to images."""
 
 from __future__ import annotations
 
@@ -19,13 +19,34 @@ from facenet_core.fileio import sha256_json
 from facenet_core.ingest.catalogue import resolve_dataset
 from facenet_core.tracking.contract import preprocessing, source_aligned
 from facenet_core.workspace import Workspace
-from flows.crop import crop_options, run_crop
-from tasks import prepare as prepare_tasks
-from tasks.caching import file_fingerprint, results_dir, tree_fingerprint
+from flows.crop import run_crop
+from tasks.caching import file_fingerprint, tree_fingerprint
+from tasks.data import build_manifest_task, download_dataset, generate_demo_archive
+from tasks.results import ManifestFile
 
 
-def _storage(ws: Workspace) -> dict[str, Any]:
-    return {"result_storage": results_dir(ws.root)}
+@dataclass(frozen=True)
+class Images:
+    """A folder of identity folders ready to use (cropped, or aligned as they are) and its fingerprint."""
+
+    root: Path
+    fingerprint: str
+
+
+@dataclass
+class DataPrep:
+    """What the data stages of one flow run share: the config, its workspace, the crop options made
+    once from the config, and the crops made so far by raw folder (an evaluation set that is the
+    training folder reuses the training crops)."""
+
+    config: Config
+    workspace: Workspace
+    crop_options: CropOptions
+    crops: dict[Path, Images] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: Config, workspace: Workspace) -> DataPrep:
+        return cls(config, workspace, CropOptions.from_config(config))
 
 
 def fetch_dataset(ws: Workspace, dataset: DatasetConfig) -> Path:
@@ -37,20 +58,21 @@ def fetch_dataset(ws: Workspace, dataset: DatasetConfig) -> Path:
             raise FileNotFoundError(f"dataset.path {root} is not a folder of identity folders")
         return root
     if dataset.generate == "synthetic":
-        demo = prepare_tasks.generate_demo_archive.with_options(**_storage(ws))(str(ws.root), dataset.synthetic)
-        url = Path(demo["archive"]).as_uri()
-        files = [DownloadFile(url=url, sha256=demo["sha256"])]
+        generate = generate_demo_archive.with_options(result_storage=ws.prefect_results)
+        demo = generate(workspace=ws, params=dataset.synthetic)
+        files = [DownloadFile(url=demo.path.as_uri(), sha256=demo.sha256)]
         dataset = dataset.model_copy(update={"files": files, "generate": None, "synthetic": {}})
-    result = prepare_tasks.download_dataset.with_options(**_storage(ws))(str(ws.root), dataset.model_dump(mode="json"))
-    return Path(result["root"])
+    download = download_dataset.with_options(result_storage=ws.prefect_results)
+    return download(workspace=ws, dataset=dataset).root
 
 
-def crop_folder(cfg: Config, ws: Workspace, raw_root: Path, name: str) -> tuple[Path, str]:
+def crop_folder(prep: DataPrep, raw_root: Path, name: str) -> Images:
     """MTCNN crops of a raw tree into cropped/<name> (tagged when the output options are not the
-    reference's, so other crops never overwrite these); returns the root and its fingerprint."""
-    out = ws.cropped / CropOptions(**crop_options(cfg)).folder_name(name)
-    merged = run_crop(cfg, raw_root, out)
-    return out, merged["fingerprint"]
+    reference's, so other crops never overwrite these), with the crops' fingerprint."""
+    out = prep.workspace.cropped / prep.crop_options.folder_name(name)
+    cfg = prep.config
+    detections = run_crop(prep.crop_options, prep.workspace, raw_root, out, cfg.crop_shard_size, cfg.dask_address)
+    return Images(out, detections.fingerprint)
 
 
 def check_faces_found(detections: Path, dataset: str) -> dict[str, int]:
@@ -78,30 +100,34 @@ def check_faces_found(detections: Path, dataset: str) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The training manifest, the crops this run made (by raw root) and what the training images
-    went through (`contract.preprocessing`: crop method, size, margin, source alignment)."""
+    """The training manifest and what the training images went through (`contract.preprocessing`:
+    crop method, size, margin, source alignment)."""
 
-    manifest: str
-    fingerprint: str
-    crops: dict[Path, tuple[Path, str]]
+    manifest: ManifestFile
     preprocessing: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def fingerprint(self) -> str:
+        """The manifest's content fingerprint."""
+        return self.manifest.fingerprint
 
-def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
-    """Bring the training data to a manifest: existing manifest, cropped root, or raw dataset.
+
+def training_manifest(prep: DataPrep) -> TrainingData:
+    """Bring the training data to a manifest: existing manifest, cropped root, or raw dataset
+    (its crops recorded in `prep.crops`).
 
     A raw dataset is MTCNN-cropped unless the config says `crop: none`, pre-aligned ones
     (insightface RecordIO packs) included, as the seed cropped glint360k.
     """
+    cfg, ws = prep.config, prep.workspace
     if cfg.manifest_path:
         path = Path(cfg.manifest_path).expanduser().resolve()
         done = preprocessing(cfg, cropped_here=False)
-        return TrainingData(str(path), manifest_fingerprint(path), {}, done)
-    crops: dict[Path, tuple[Path, str]] = {}
+        return TrainingData(ManifestFile(path, manifest_fingerprint(path)), done)
     name = cfg.dataset.name
     if cfg.cropped_root:
         root = Path(cfg.cropped_root).expanduser().resolve()
-        fingerprint = tree_fingerprint(root)
+        images = Images(root, tree_fingerprint(root))
         done = preprocessing(cfg, aligned=source_aligned(cfg.dataset), cropped_here=False)
     else:
         dataset = resolve_dataset(cfg.dataset)
@@ -109,7 +135,7 @@ def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
         done = preprocessing(cfg, aligned=dataset.aligned, cropped_here=True)
         if cfg.crop == "none":
             get_run_logger().info("crop: none: training on the images of %s as they are (%s)", raw, done)
-            root, fingerprint = raw, tree_fingerprint(raw)
+            images = Images(raw, tree_fingerprint(raw))
             name = f"{name}-uncropped"
         else:
             if dataset.aligned:
@@ -120,23 +146,23 @@ def prepare_training_data(cfg: Config, ws: Workspace) -> TrainingData:
                     cfg.crop_image_size,
                     cfg.crop_margin,
                 )
-            root, fingerprint = crop_folder(cfg, ws, raw, cfg.dataset.name)
+            images = crop_folder(prep, raw, cfg.dataset.name)
             if dataset.aligned:
-                check_faces_found(root / DETECTIONS, dataset.name)
-            crops[raw] = (root, fingerprint)
-            name = root.name
+                check_faces_found(images.root / DETECTIONS, dataset.name)
+            prep.crops[raw] = images
+            name = images.root.name
     suffix = "" if not cfg.identities_file else f"-{file_fingerprint(cfg.identities_file)[:8]}"
-    out = ws.manifests / f"{name}{suffix}.parquet"
-    built = prepare_tasks.build_manifest.with_options(**_storage(ws))(
-        str(ws.root),
-        str(root),
-        str(out),
-        fingerprint,
-        identities_file=cfg.identities_file,
+    build = build_manifest_task.with_options(result_storage=ws.prefect_results)
+    manifest = build(
+        workspace=ws,
+        root=images.root,
+        out_path=ws.manifests / f"{name}{suffix}.parquet",
+        data_fingerprint=images.fingerprint,
+        identities_file=Path(cfg.identities_file) if cfg.identities_file else None,
         validate=cfg.manifest_validate,
         dedupe=cfg.manifest_dedupe,
     )
-    return TrainingData(built["manifest"], built["fingerprint"], crops, done)
+    return TrainingData(manifest, done)
 
 
 def _resolve(base: Path | None, value: str | None) -> str | None:
@@ -146,10 +172,9 @@ def _resolve(base: Path | None, value: str | None) -> str | None:
     return str((base / path if base is not None and not path.is_absolute() else path).resolve())
 
 
-def prepare_eval_set(
-    cfg: Config, ws: Workspace, eval_set: EvalSet, crops_by_raw: dict[Path, tuple[Path, str]]
-) -> tuple[dict[str, Any], str]:
+def eval_set_images(prep: DataPrep, eval_set: EvalSet) -> tuple[dict[str, Any], str]:
     """An evaluation set ready to evaluate (cropped unless aligned) and its fingerprint."""
+    cfg, ws = prep.config, prep.workspace
     base = None
     if eval_set.dataset:
         if eval_set.dataset != cfg.dataset.name:
@@ -157,15 +182,14 @@ def prepare_eval_set(
         base = ws.raw / eval_set.dataset
     raw_root = Path(_resolve(base, eval_set.root))
     if eval_set.aligned:
-        root, images_fingerprint = raw_root, tree_fingerprint(raw_root)
-    elif raw_root in crops_by_raw:
-        root, images_fingerprint = crops_by_raw[raw_root]
+        images = Images(raw_root, tree_fingerprint(raw_root))
+    elif raw_root in prep.crops:
+        images = prep.crops[raw_root]
     else:
-        root, images_fingerprint = crop_folder(cfg, ws, raw_root, f"eval-{eval_set.name}")
-        crops_by_raw[raw_root] = (root, images_fingerprint)
+        images = prep.crops[raw_root] = crop_folder(prep, raw_root, f"eval-{eval_set.name}")
     resolved = eval_set.model_copy(
         update={
-            "root": str(root),
+            "root": str(images.root),
             "pairs": _resolve(base, eval_set.pairs),
             "train_pairs": _resolve(base, eval_set.train_pairs),
             "people_file": _resolve(base, eval_set.people_file),
@@ -173,7 +197,7 @@ def prepare_eval_set(
     ).model_dump(mode="json")
     fingerprint = sha256_json(
         {
-            "images": images_fingerprint,
+            "images": images.fingerprint,
             "pairs": file_fingerprint(resolved["pairs"]),
             "train_pairs": file_fingerprint(resolved["train_pairs"]),
             "people": file_fingerprint(resolved["people_file"]),

@@ -8,7 +8,7 @@ from prefect import flow
 
 from facenet_core.config import load_config
 from facenet_core.workspace import Workspace
-from flows.data import prepare_eval_set, prepare_training_data
+from flows.data import DataPrep, eval_set_images, training_manifest
 from flows.overrides import ConfigOverrides, overrides_dict
 from flows.train import DEFAULT_PRESET
 
@@ -19,11 +19,11 @@ def facenet_prepare_data(preset: str = DEFAULT_PRESET, overrides: ConfigOverride
     cfg = load_config(preset, overrides_dict(overrides))
     ws = Workspace.from_config(cfg).ensure()
     cfg = cfg.model_copy(update={"workspace": str(ws.root)})
-    data = prepare_training_data(cfg, ws)
-    crops = dict(data.crops)
-    eval_sets = [prepare_eval_set(cfg, ws, s, crops) for s in cfg.resolved_eval_sets()]
+    prep = DataPrep.of(cfg, ws)
+    data = training_manifest(prep)
+    eval_sets = [eval_set_images(prep, s) for s in cfg.resolved_eval_sets()]
     return {
-        "manifest": data.manifest,
+        "manifest": str(data.manifest.path),
         "manifest_fingerprint": data.fingerprint,
         "eval_sets": {s["name"]: {"root": s["root"], "fingerprint": fp} for s, fp in eval_sets},
     }

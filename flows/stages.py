@@ -14,9 +14,9 @@ class StageLog:
     def __init__(self) -> None:
         self.states: Counter[str] = Counter()
 
-    def call(self, task: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run `task` now; return its result (raises if it failed)."""
-        state = task(*args, return_state=True, **kwargs)
+    def call(self, task: Any, **parameters: Any) -> Any:
+        """Run `task` now with these keyword parameters; return its result (raises if it failed)."""
+        state = task(**parameters, return_state=True)
         self.states[state.name] += 1
         return state.result()
 

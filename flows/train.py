@@ -2,30 +2,81 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
-from facenet_core.config import Config, load_config, save_config
+from facenet_core.config import Config, EvalSet, load_config, save_config
+from facenet_core.data.triplets import TripletParams
+from facenet_core.evaluate.epoch import EpochEvaluation
+from facenet_core.evaluate.selection import Evaluation
 from facenet_core.fileio import sha256_file
-from facenet_core.train.checkpoints import load_checkpoint
-from facenet_core.workspace import Workspace, run_key
-from flows.data import prepare_eval_set, prepare_training_data
+from facenet_core.train.plan import RunPlan, plan_run
+from facenet_core.workspace import Workspace
+from flows.data import DataPrep, TrainingData, eval_set_images, training_manifest
 from flows.overrides import ConfigOverrides, overrides_dict
 from flows.stages import StageLog
 from tasks import evaluate as evaluate_tasks
 from tasks import tracking as tracking_tasks
-from tasks import train as train_tasks
-from tasks.caching import results_dir
 from tasks.progress import ProgressArtifact
+from tasks.results import EpochCheckpoint
+from tasks.tracking import TrackingRun
+from tasks.train import draw_triplets, train_epoch_task
 
 DEFAULT_PRESET = "demo"
 
 
-def triplet_params(cfg: Config) -> dict[str, int]:
-    return {name: getattr(cfg, name) for name in train_tasks.TRIPLET_FIELDS}
+def start_checkpoint(plan: RunPlan) -> EpochCheckpoint | None:
+    """The checkpoint the run's first epoch starts from (the config's resume_path), hashed."""
+    path = plan.start_checkpoint
+    return None if path is None else EpochCheckpoint(path, sha256_file(path), plan.began - 1)
+
+
+def train_epochs(
+    cfg: Config, ws: Workspace, data: TrainingData, plan: RunPlan, stages: StageLog, tracking: TrackingRun
+) -> Iterator[EpochCheckpoint]:
+    """The run's epochs in order, each trained on its triplets (Cached when done before; taken from
+    the run folder when trained there outside the cache, see facenet_core.train.plan); the next
+    epoch's triplets are drawn while one trains. Moves the flow run's progress artifact."""
+    draw = draw_triplets.with_options(result_storage=ws.prefect_results)
+    train = train_epoch_task.with_options(result_storage=ws.prefect_results)
+    params = TripletParams.from_config(cfg)
+
+    def triplets_for(epoch: int) -> PrefectFuture:
+        """The seed's --training_triplets_path feeds only the run's first epoch; later ones are drawn."""
+        reuse = Path(cfg.training_triplets_path) if cfg.training_triplets_path and epoch == plan.began else None
+        out = plan.layout.triplets(epoch)
+        return draw.submit(workspace=ws, manifest=data.manifest, epoch=epoch, params=params, out_path=out, reuse=reuse)
+
+    progress = ProgressArtifact.create(
+        "facenet-train-progress", f"epoch {plan.began}/{cfg.epochs} done", 100.0 * plan.began / cfg.epochs
+    )
+    checkpoint = start_checkpoint(plan)
+    next_triplets = triplets_for(plan.began)
+    for epoch in range(plan.began, cfg.epochs):
+        triplets = stages.result(next_triplets)
+        if epoch + 1 < cfg.epochs:
+            next_triplets = triplets_for(epoch + 1)  # drawn while this epoch trains
+        checkpoint = stages.call(
+            train,
+            workspace=ws,
+            config=cfg,
+            epoch=epoch,
+            triplets=triplets,
+            checkpoint_in=checkpoint,
+            layout=plan.layout,
+            already_trained=epoch in plan.trained,
+            tracking=tracking,
+            progress_artifact=str(progress.id) if progress.id else None,
+        )
+        yield checkpoint
+        progress.update(100.0 * (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} done")
+    progress.finish(f"{cfg.epochs} epochs done")
 
 
 @flow(name="facenet-train", log_prints=True)
@@ -35,96 +86,78 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
     cfg = load_config(preset, overrides_dict(overrides))
     ws = Workspace.from_config(cfg).ensure()
     cfg = cfg.model_copy(update={"workspace": str(ws.root)})
-    storage = {"result_storage": results_dir(ws.root)}
+    storage = {"result_storage": ws.prefect_results}
     stages = StageLog()
 
-    data = prepare_training_data(cfg, ws)
-    crops = dict(data.crops)
-    eval_sets = [prepare_eval_set(cfg, ws, s, crops) for s in cfg.resolved_eval_sets()]
+    prep = DataPrep.of(cfg, ws)
+    data = training_manifest(prep)
+    eval_sets = [eval_set_images(prep, s) for s in cfg.resolved_eval_sets()]
     if not eval_sets:
         raise ValueError("no evaluation set: set eval_sets in the preset (or --lfw) to select and register a model")
-    cfg = cfg.model_copy(update={"manifest_path": data.manifest})
-    config_dict = cfg.model_dump(mode="json")
+    cfg = cfg.model_copy(update={"manifest_path": str(data.manifest.path)})
 
-    key = run_key(cfg, data.fingerprint)
-    run_dir = ws.run_dir(key)
-    save_config(cfg, run_dir / "config.yaml")
+    plan = plan_run(cfg, data.fingerprint, ws)
+    if plan.began >= cfg.epochs:
+        raise ValueError(
+            f"resume_path {plan.start_checkpoint} finished epoch {plan.began - 1}: set epochs above {plan.began}"
+        )
+    key, run_dir = plan.run_key, plan.run_dir
+    save_config(cfg, plan.layout.config)
     logger.info("run %s in %s (manifest %s)", key, run_dir, data.fingerprint[:12])
+    evaluated_sets = [(EvalSet.model_validate(s), fingerprint) for s, fingerprint in eval_sets]
     tracking = stages.call(
         tracking_tasks.open_tracking_run,
-        config_dict,
-        key,
-        data.fingerprint,
-        {s["name"]: fp for s, fp in eval_sets},
-        str(flow_run.id or ""),
-        str(run_dir),
-        data.preprocessing,
-        [s for s, _ in eval_sets],
+        config=cfg,
+        run_key=key,
+        manifest_fingerprint=data.fingerprint,
+        eval_sets=evaluated_sets,
+        flow_run_id=str(flow_run.id or ""),
+        run_dir=run_dir,
+        preprocessing=data.preprocessing,
     )
 
-    make_triplets = train_tasks.make_triplets.with_options(**storage)
-    train_epoch = train_tasks.train_epoch.with_options(**storage)
     evaluate_epoch = evaluate_tasks.evaluate_epoch.with_options(**storage)
-
-    def triplets_for(epoch: int):
-        """The seed's --training_triplets_path feeds only the run's first epoch; later ones are drawn."""
-        out = run_dir / "triplets" / f"epoch_{epoch}.npy"
-        return make_triplets.submit(
-            str(ws.root), data.manifest, data.fingerprint, epoch, triplet_params(cfg), str(out),
-            reuse_path=cfg.training_triplets_path if epoch == first_epoch else None,
-        )  # fmt: skip
-
-    checkpoint = cfg.resume_path
-    checkpoint_sha = sha256_file(checkpoint) if checkpoint else None
-    first_epoch = int(load_checkpoint(checkpoint)["epoch"]) + 1 if checkpoint else 0
-    if first_epoch >= cfg.epochs:
-        raise ValueError(f"resume_path {checkpoint} finished epoch {first_epoch - 1}: set epochs above {first_epoch}")
-    evaluations: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []  # epochs whose weights checkpoint_retention deleted
-    progress = ProgressArtifact.create(
-        "facenet-train-progress", f"epoch {first_epoch}/{cfg.epochs} done", 100.0 * first_epoch / cfg.epochs
-    )
-    progress_id = str(progress.id) if progress.id else None
-    next_triplets = triplets_for(first_epoch)
-    for epoch in range(first_epoch, cfg.epochs):
-        triplets = stages.result(next_triplets)
-        if epoch + 1 < cfg.epochs:
-            next_triplets = triplets_for(epoch + 1)  # generated while this epoch trains
-        trained = stages.call(
-            train_epoch, str(ws.root), config_dict, epoch, triplets["triplets"], triplets["sha256"],
-            checkpoint, checkpoint_sha, str(run_dir), tracking, progress_id,
-        )  # fmt: skip
-        checkpoint, checkpoint_sha = trained["checkpoint"], trained["sha256"]
-        for eval_set, fingerprint in eval_sets:
-            result = stages.call(
-                evaluate_epoch, str(ws.root), config_dict, epoch, checkpoint, checkpoint_sha, eval_set,
-                fingerprint, str(run_dir), tracking,
-            )  # fmt: skip
-            if "skipped" in result:
-                skipped.append({k: result[k] for k in ("epoch", "eval_set", "skipped")})
+    evaluations: list[Evaluation] = []
+    skipped: list[EpochEvaluation] = []  # epochs whose weights checkpoint_retention deleted
+    for trained in train_epochs(cfg, ws, data, plan, stages, tracking):
+        for eval_set, fingerprint in evaluated_sets:
+            evaluated = stages.call(
+                evaluate_epoch,
+                workspace=ws,
+                config=cfg,
+                epoch=trained.epoch,
+                checkpoint=trained.path,
+                checkpoint_sha256=trained.sha256,
+                eval_set=eval_set,
+                eval_set_fingerprint=fingerprint,
+                layout=plan.layout,
+                tracking=tracking,
+            )
+            if evaluated.skipped:
+                skipped.append(evaluated)
             else:
-                evaluations.append({**result, "checkpoint": checkpoint, "eval_set_fingerprint": fingerprint})
-        progress.update(100.0 * (epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} done")
-    progress.finish(f"{cfg.epochs} epochs done")
+                evaluations.append(evaluated.evaluation)
 
     registered = stages.call(
         tracking_tasks.register_model,
-        config_dict,
-        tracking["run_id"],
-        evaluations,
-        [s for s, _ in eval_sets],
-        data.fingerprint,
-        data.preprocessing,
-        str(run_dir),
+        config=cfg,
+        tracking=tracking,
+        evaluations=evaluations,
+        eval_sets=[s for s, _ in evaluated_sets],
+        manifest_fingerprint=data.fingerprint,
+        run_dir=run_dir,
+        preprocessing=data.preprocessing,
     )
     return {
         "run_key": key,
         "run_dir": str(run_dir),
-        "tracking_run_id": tracking["run_id"],
-        "tracking_uri": tracking["tracking_uri"],
-        "registered": registered,
-        "evaluations": [{k: e[k] for k in ("epoch", "eval_set", "metrics")} for e in evaluations],
-        "skipped_evaluations": skipped,
+        "tracking_run_id": tracking.run_id,
+        "tracking_uri": tracking.tracking_uri,
+        "registered": asdict(registered),
+        "evaluations": [{"epoch": e.epoch, "eval_set": e.eval_set, "metrics": dict(e.metrics)} for e in evaluations],
+        "skipped_evaluations": [
+            {"epoch": s.evaluation.epoch, "eval_set": s.evaluation.eval_set, "skipped": s.skipped} for s in skipped
+        ],
         "stage_states": dict(stages.states),
     }
 

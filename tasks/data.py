@@ -1,4 +1,4 @@
-"""Tasks that bring data into the workspace: the demo archive, downloads, manifests."""
+"""Tasks that bring data into the workspace: the demo archive, downloads, training manifests."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ from typing import Any
 
 from facenet_core.config import DatasetConfig
 from facenet_core.data import manifest as manifest_core
-from facenet_core.ingest import prepare as prepare_core
+from facenet_core.ingest import prepare as ingest_core
 from facenet_core.ingest.download import is_transient
 from facenet_core.synthetic import demo as synthetic
 from facenet_core.workspace import Workspace
 from tasks.caching import file_fingerprint, stage_task
-
-
-def _files(result: dict[str, Any]) -> list[str]:
-    return result["files"]
+from tasks.results import DemoArchive, ManifestFile, RawData
 
 
 def transient_failure(task: Any, task_run: Any, state: Any) -> bool:
@@ -27,62 +24,70 @@ def transient_failure(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(error, BaseException) and is_transient(error)
 
 
+def demo_archive_key(params: dict[str, Any]) -> dict[str, Any]:
+    """The archive's bytes depend only on the generator's parameters."""
+    return {"params": params}
+
+
 @stage_task(
     stage="demo-archive",
     version=synthetic.STAGE_VERSION,
-    key_parts=lambda p: {"params": p["params"]},
-    outputs=_files,
+    key=demo_archive_key,
+    outputs=lambda archive: [archive.path],
 )
-def generate_demo_archive(workspace: str, params: dict[str, Any]) -> dict[str, Any]:
+def generate_demo_archive(workspace: Workspace, params: dict[str, Any]) -> DemoArchive:
     """Render the synthetic demo identities and pack them as a checksummed archive."""
-    out_dir = Workspace(Path(workspace)).root / "demo-source"
-    made = synthetic.make_demo_dataset(out_dir, **params)
-    return {"archive": str(made["archive"]), "sha256": made["sha256"], "files": [str(made["archive"])]}
+    made = synthetic.make_demo_dataset(workspace.root / "demo-source", **params)
+    return DemoArchive(Path(made["archive"]), made["sha256"])
+
+
+def download_key(dataset: DatasetConfig) -> dict[str, Any]:
+    """A dataset's files, checksums and layout define what is extracted."""
+    return {"dataset": dataset.model_dump(mode="json")}
 
 
 @stage_task(
     stage="download",
-    version=prepare_core.STAGE_VERSION,
-    key_parts=lambda p: {"dataset": p["dataset"]},
-    outputs=_files,
-    task_run_name="download-{dataset[name]}",
+    version=ingest_core.STAGE_VERSION,
+    key=download_key,
+    outputs=lambda raw: [raw.marker] if raw.marker else [],
+    task_run_name="download-{dataset.name}",
     retries=3,
     retry_condition_fn=transient_failure,
 )
-def download_dataset(workspace: str, dataset: dict[str, Any]) -> dict[str, Any]:
+def download_dataset(workspace: Workspace, dataset: DatasetConfig) -> RawData:
     """Fetch, verify and extract a dataset; returns the folder of identity folders."""
-    root = prepare_core.prepare_raw(DatasetConfig.model_validate(dataset), Workspace(Path(workspace)), retries=0)
-    marker = prepare_core.completion_marker(DatasetConfig.model_validate(dataset), Workspace(Path(workspace)))
-    return {"root": str(root), "files": [str(marker)] if marker else []}
+    root = ingest_core.prepare_raw(dataset, workspace, retries=0)
+    return RawData(Path(root), ingest_core.completion_marker(dataset, workspace))
+
+
+def manifest_key(data_fingerprint: str, identities_file: Path | None, validate: bool, dedupe: bool) -> dict[str, Any]:
+    """A manifest depends on the images' content, the identities kept and the scan's checks."""
+    return {
+        "data": data_fingerprint,
+        "identities": file_fingerprint(identities_file),
+        "validate": validate,
+        "dedupe": dedupe,
+    }
 
 
 @stage_task(
     stage="manifest",
     version=manifest_core.STAGE_VERSION,
-    key_parts=lambda p: {
-        "data": p["data_fingerprint"],
-        "identities": file_fingerprint(p["identities_file"]),
-        "validate": p["validate"],
-        "dedupe": p["dedupe"],
-    },
-    outputs=_files,
+    key=manifest_key,
+    outputs=lambda manifest: [manifest.path],
 )
-def build_manifest(
-    workspace: str,
-    root: str,
-    out_path: str,
+def build_manifest_task(
+    workspace: Workspace,
+    root: Path,
+    out_path: Path,
     data_fingerprint: str,
-    identities_file: str | None = None,
+    identities_file: Path | None = None,
     validate: bool = True,
     dedupe: bool = False,
-) -> dict[str, Any]:
-    """Scan a cropped dataset into the Parquet manifest (DESIGN.md contract)."""
+) -> ManifestFile:
+    """Scan a cropped dataset into the Parquet manifest (docs/ARCHITECTURE.md contract)."""
     summary = manifest_core.build_manifest(
         root, out_path, identities_file=identities_file, validate=validate, dedupe=dedupe
     )
-    return {
-        "manifest": out_path,
-        "fingerprint": manifest_core.manifest_fingerprint(out_path),
-        "summary": summary,
-        "files": [out_path],
-    }
+    return ManifestFile(out_path, manifest_core.manifest_fingerprint(out_path), summary)

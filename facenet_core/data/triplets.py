@@ -10,15 +10,36 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facenet_core.fileio import atomic_path, atomic_write_json
 
+if TYPE_CHECKING:
+    from facenet_core.data.manifest import Manifest
+
 TRIPLETS_FORMAT = "facenet-triplets-1"
 # Bump when the triplets drawn for the same (manifest, seed, epoch) would differ.
 STAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TripletParams:
+    """What an epoch's triplets depend on besides the manifest and the epoch (the config's fields of
+    the triplets stage, facenet_core/config/stages.py)."""
+
+    seed: int
+    iterations_per_epoch: int
+    batch_size: int
+    num_human_identities_per_batch: int
+
+    @classmethod
+    def from_config(cls, config: Any) -> TripletParams:
+        """The config's values of these fields."""
+        return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
 
 
 def _class_index(labels: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
@@ -132,6 +153,15 @@ def save_triplets(path: str | os.PathLike, triplets: np.ndarray, meta: dict) -> 
         np.save(handle, triplets, allow_pickle=False)
     atomic_write_json(sidecar_path(path), {**meta, "format": TRIPLETS_FORMAT, "num_triplets": len(triplets)})
     return path
+
+
+def draw_and_save(manifest: Manifest, epoch: int, params: TripletParams, path: str | os.PathLike) -> int:
+    """Draw epoch `epoch`'s triplets of `manifest` and save them at `path` with their sidecar (the
+    manifest's fingerprint, the epoch and `params`); returns how many were drawn."""
+    triplets = generate_triplets(manifest.labels, epoch=epoch, **asdict(params))
+    meta = {"manifest_fingerprint": manifest.fingerprint, "epoch": epoch, **asdict(params)}
+    save_triplets(path, triplets, meta)
+    return len(triplets)
 
 
 def load_triplets(path: str | os.PathLike, manifest_fingerprint: str) -> np.ndarray:

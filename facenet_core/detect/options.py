@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from facenet_core.config.schema import Config
 from facenet_core.detect.detector import DEFAULT_MAX_PIXELS, MAX_MAX_PIXELS, MIN_MAX_PIXELS
 from facenet_core.devices import resolve_device
 from facenet_core.errors import UserError
@@ -59,6 +60,20 @@ class CropOptions:
                 f"(megapixels detected together), got {self.batch_megapixels}"
             )
 
+    @classmethod
+    def from_config(cls, config: Config) -> CropOptions:
+        """The crop stage's options of a config (its crop_* fields, exif_transpose and device)."""
+        return cls(
+            image_size=config.crop_image_size,
+            margin=config.crop_margin,
+            exif_transpose=config.exif_transpose,
+            batch_size=config.crop_batch_size,
+            png_compress_level=config.crop_png_compress_level,
+            batch_megapixels=config.crop_batch_megapixels,
+            workers=config.crop_workers,
+            device=config.device,
+        )
+
     @property
     def batch_pixels(self) -> int:
         """`batch_megapixels` in pixels."""
@@ -96,3 +111,8 @@ class CropOptions:
     def resolved_workers(self) -> int:
         """Worker processes to start: `workers`, or one per CPU core when 0."""
         return self.workers or cpu_cores()
+
+    def worker_processes(self, shards: int) -> int:
+        """Worker processes for a crop of `shards` shards: resolved_workers(), but no more than shards
+        (a single shard crops in its caller's thread, with no process to start)."""
+        return min(self.resolved_workers(), shards)

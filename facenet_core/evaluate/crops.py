@@ -7,6 +7,7 @@ the name the training flow gives them, so LFW cropped for training is reused, no
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +15,6 @@ from facenet_core.config import Config, EvalSet
 from facenet_core.detect.options import CropOptions
 from facenet_core.safepath import safe_child
 from facenet_core.workspace import Workspace
-
-
-def crop_options_of(config: Config, device: str | None = None) -> CropOptions:
-    """The crop stage's options from a config (its crop_* fields); `device` overrides config.device."""
-    return CropOptions(
-        image_size=config.crop_image_size,
-        margin=config.crop_margin,
-        exif_transpose=config.exif_transpose,
-        batch_size=config.crop_batch_size,
-        png_compress_level=config.crop_png_compress_level,
-        batch_megapixels=config.crop_batch_megapixels,
-        workers=config.crop_workers,
-        device=device or config.device,
-    )
 
 
 def _resolved(base: Path | None, value: str) -> Path:
@@ -68,7 +55,7 @@ def crop_folder_name(config: Config, workspace: Workspace, raw_root: Path) -> st
     else:
         named = [s.name for s in config.resolved_eval_sets() if eval_set_raw_root(s, workspace) == raw_root]
         base = f"eval-{named[0] if named else raw_root.name}"
-    return crop_options_of(config).folder_name(base)
+    return CropOptions.from_config(config).folder_name(base)
 
 
 def crop_for_evaluation(
@@ -83,5 +70,8 @@ def crop_for_evaluation(
     if not raw_root.is_dir():
         raise FileNotFoundError(f"--lfw {raw_root} is not a folder of <person>/<image> folders")
     out = safe_child(workspace.cropped, crop_folder_name(config, workspace, raw_root), what="crop folder")
-    summary = crop_tree(raw_root, out, crop_options_of(config, device), shard_size=config.crop_shard_size, wait=True)
+    options = CropOptions.from_config(config)
+    if device is not None:
+        options = replace(options, device=device)
+    summary = crop_tree(raw_root, out, options, shard_size=config.crop_shard_size, wait=True)
     return out, summary

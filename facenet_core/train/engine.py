@@ -21,10 +21,11 @@ from tqdm import tqdm
 
 from facenet_core.config.schema import Config
 from facenet_core.fileio import atomic_write_json
-from facenet_core.train.checkpoints import epoch_path, prune_epochs, save_checkpoint, weights_only_state
+from facenet_core.train.checkpoints import prune_epochs, save_checkpoint, weights_only_state
 from facenet_core.train.distributed import DistContext, init_from_env
 from facenet_core.train.state import TrainingState, build_state, checkpoint_state
 from facenet_core.train.step import MetricSums, StepOptions, make_scaler, resolve_amp, train_step
+from facenet_core.workspace import RunLayout
 
 # Bumped whenever an epoch trained from the same inputs would write other files or weights (part
 # of the orchestration's cache key). 2: augmentations seeded per triplet row; 3: SyncBatchNorm
@@ -171,8 +172,8 @@ def train_epoch(
     Returns runs/<key>/checkpoints/epoch_<e>.pt. Rank 0 writes every file; the others wait for it.
     """
     ctx = init_from_env(config.device)
-    checkpoint_dir = Path(run_dir) / "checkpoints"
-    out = epoch_path(checkpoint_dir, epoch)
+    layout = RunLayout(Path(run_dir))
+    out = layout.epoch_checkpoint(epoch)
     loader = _open_triplet_loader(config, epoch, triplets_path, ctx)
     state = build_state(config, epoch, ctx.device, checkpoint_in)
     _wrap(state, config, ctx)
@@ -206,10 +207,10 @@ def train_epoch(
     if ctx.is_main:
         full = checkpoint_state(config, epoch, state, triplets_path, summary)
         save_checkpoint(out, weights_only_state(full))
-        save_checkpoint(checkpoint_dir / "last.pt", full)
+        save_checkpoint(layout.last, full)
         atomic_write_json(summary_path(out), summary)
         prune_epochs(
-            checkpoint_dir, None if config.checkpoint_retention is None else max(config.checkpoint_retention, 1)
+            layout.checkpoints, None if config.checkpoint_retention is None else max(config.checkpoint_retention, 1)
         )
     if ctx.distributed:
         dist.barrier()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from facenet_core.config.loading import save_config
 from facenet_core.config.schema import Config
-from facenet_core.train.checkpoints import epoch_path
 from facenet_core.train.engine import MetricsCallback, train_epoch
+from facenet_core.workspace import RunLayout
 
 POLL_SECONDS = 1.0
 
@@ -59,9 +59,9 @@ def run_train_epoch(
     """Same contract as train_epoch; starts a torchrun job when config.num_processes > 1 or nnodes > 1."""
     if config.num_processes == 1 and config.nnodes == 1:
         return train_epoch(config, epoch, triplets_path, checkpoint_in, run_dir, on_metrics)
-    launch_dir = Path(run_dir) / "launch"
-    config_path = save_config(config, launch_dir / f"epoch_{epoch}.config.yaml")
-    metrics_path = launch_dir / f"epoch_{epoch}.metrics.jsonl"
+    layout = RunLayout(Path(run_dir))
+    config_path = save_config(config, layout.launch_config(epoch))
+    metrics_path = layout.launch_metrics(epoch)
     metrics_path.unlink(missing_ok=True)
     worker_args = [
         "--config",
@@ -85,7 +85,7 @@ def run_train_epoch(
     _follow(metrics_path, position, on_metrics)
     if process.returncode != 0:
         raise RuntimeError(f"torchrun training of epoch {epoch} failed with exit code {process.returncode}")
-    out = epoch_path(Path(run_dir) / "checkpoints", epoch)
+    out = layout.epoch_checkpoint(epoch)
     if not out.is_file():
         raise RuntimeError(f"torchrun finished epoch {epoch} but {out} was not written")
     return out

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import TYPE_CHECKING
 
 from flows.cli.args import add_flag, config_range, device_option, parse_bool
+
+if TYPE_CHECKING:
+    from facenet_core.detect.options import CropOptions
 
 
 def register(subparsers) -> None:
@@ -76,14 +80,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from facenet_core.detect.crop import images_of
+def crop_options(args: argparse.Namespace) -> CropOptions:
+    """The crop stage's options of the command's flags (the flow's come from the config: CropOptions.from_config)."""
     from facenet_core.detect.options import CropOptions
-    from facenet_core.detect.parallel import crop_tree
 
-    options = CropOptions(
+    return CropOptions(
         image_size=args.image_size,
         margin=args.margin,
         device=args.device,
@@ -93,6 +94,15 @@ def run(args: argparse.Namespace) -> int:
         png_compress_level=args.png_compress_level,
         batch_megapixels=args.crop_batch_megapixels,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from facenet_core.detect.crop import images_of
+    from facenet_core.detect.parallel import crop_tree
+
+    options = crop_options(args)
     started = time.perf_counter()
     # disable=None: tqdm draws only when stderr is a terminal, so logs and CI output stay clean.
     with tqdm(desc="crop", unit="img", disable=None if args.progress else True, dynamic_ncols=True) as bar:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facenet_core.config import Config, load_config, save_config
-from facenet_core.workspace import Workspace, run_key
+from facenet_core.workspace import Workspace
 from flows.cli.args import HelpFormatter, add_config_arguments, overrides_from_args
+
+if TYPE_CHECKING:
+    from facenet_core.train.plan import RunPlan
 
 EPILOG = """examples:
   facenet train --cropped_root workspace/cropped/casia --epochs 30 --run_name casia-r34
@@ -23,8 +27,9 @@ def register(subparsers) -> None:
         description=(
             "Train on a manifest: per epoch draw the triplets (runs/<key>/triplets/epoch_<e>.npy), train "
             "(runs/<key>/checkpoints/epoch_<e>.pt, last.pt) and print the epoch summary. Rerunning the "
-            "same configuration continues from last.pt; --resume_path starts from any checkpoint, the "
-            "seed's included. Evaluation is `facenet evaluate` or the facenet-train flow."
+            "same configuration continues from last.pt (or from --resume_path when that is later); "
+            "--resume_path starts from any checkpoint, the seed's included. Evaluation is `facenet evaluate` "
+            "or the facenet-train flow."
         ),
         epilog=EPILOG,
         formatter_class=HelpFormatter,
@@ -64,62 +69,40 @@ def resolve_manifest(config: Config, workspace: Workspace) -> Path:
     return path
 
 
-def epoch_triplets(config: Config, run_dir: Path, epoch: int, manifest_path: Path, first_epoch: int = 0) -> Path:
-    """--training_triplets_path for the run's first epoch (as the seed), else this epoch's drawn file."""
-    if config.training_triplets_path and epoch == first_epoch:
+def epoch_triplets(config: Config, plan: RunPlan, epoch: int, manifest_path: Path) -> Path:
+    """--training_triplets_path for the run's first epoch (as the seed), else this epoch's drawn file
+    (drawn once: a rerun takes the file already there)."""
+    if config.training_triplets_path and epoch == plan.began:
         return Path(config.training_triplets_path)
     from facenet_core.data.manifest import read_manifest
-    from facenet_core.data.triplets import generate_triplets, save_triplets
+    from facenet_core.data.triplets import TripletParams, draw_and_save
 
-    path = run_dir / "triplets" / f"epoch_{epoch}.npy"
-    if path.is_file():
-        return path
-    manifest = read_manifest(manifest_path)
-    params = {
-        name: getattr(config, name)
-        for name in ("seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch")
-    }
-    triplets = generate_triplets(manifest.labels, epoch=epoch, **params)
-    return save_triplets(path, triplets, {"manifest_fingerprint": manifest.fingerprint, "epoch": epoch, **params})
-
-
-def starting_point(config: Config, run_dir: Path) -> tuple[Path | None, int, int]:
-    """(checkpoint to start from, first epoch to train, epoch the run began at): the checkpoint is
-    the later of --resume_path and the run's last.pt; the run began at 0 or after --resume_path's
-    epoch (the epoch that --training_triplets_path feeds, as the seed's first epoch)."""
-    from facenet_core.train.checkpoints import load_checkpoint
-
-    last = run_dir / "checkpoints" / "last.pt"
-    candidates = [Path(p) for p in (config.resume_path, last) if p and Path(p).is_file()]
-    if config.resume_path and Path(config.resume_path) not in candidates:
-        raise FileNotFoundError(f"--resume_path {config.resume_path} does not exist")
-    if not candidates:
-        return None, 0, 0
-    epochs = {path: int(load_checkpoint(path)["epoch"]) for path in candidates}
-    source = max(candidates, key=lambda path: epochs[path])
-    began = epochs[Path(config.resume_path)] + 1 if config.resume_path else 0
-    return source, epochs[source] + 1, began
+    path = plan.layout.triplets(epoch)
+    if not path.is_file():
+        draw_and_save(read_manifest(manifest_path), epoch, TripletParams.from_config(config), path)
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.preset, overrides_from_args(args))  # before the heavy imports: errors at once
     from facenet_core.data.manifest import manifest_fingerprint
     from facenet_core.train.launch import run_train_epoch
+    from facenet_core.train.plan import plan_run
 
     workspace = Workspace.from_config(config).ensure()
     manifest_path = resolve_manifest(config, workspace)
     config = config.model_copy(update={"manifest_path": str(manifest_path)})
-    run_dir = workspace.run_dir(run_key(config, manifest_fingerprint(manifest_path)))
-    save_config(config, run_dir / "config.yaml")
-    checkpoint, first_epoch, began = starting_point(config, run_dir)
+    plan = plan_run(config, manifest_fingerprint(manifest_path), workspace)
+    save_config(config, plan.layout.config)
+    checkpoint = plan.resume_checkpoint
     if checkpoint is not None:
-        print(f"resuming from {checkpoint} at epoch {first_epoch}")
-    if first_epoch >= config.epochs:
-        print(f"{run_dir}: all {config.epochs} epochs are trained (raise --epochs to continue)")
+        print(f"resuming from {checkpoint} at epoch {plan.first_epoch}")
+    if not plan.remaining:
+        print(f"{plan.run_dir}: all {config.epochs} epochs are trained (raise --epochs to continue)")
         return 0
-    for epoch in range(first_epoch, config.epochs):
-        triplets = epoch_triplets(config, run_dir, epoch, manifest_path, first_epoch=began)
-        checkpoint = run_train_epoch(config, epoch, triplets, checkpoint, run_dir)
+    for epoch in plan.remaining:
+        triplets = epoch_triplets(config, plan, epoch, manifest_path)
+        checkpoint = run_train_epoch(config, epoch, triplets, checkpoint, plan.run_dir)
         _print_summary(checkpoint)
     return 0
 

@@ -7,9 +7,10 @@ import time
 
 from facenet_core.config import load_config
 from facenet_core.config.schema import MAX_EPOCHS
+from facenet_core.config.stages import STAGE_FIELDS
 from flows.cli.args import add_config_arguments, overrides_from_args, ranged
 
-FIELDS = ["seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch"]
+FIELDS = list(STAGE_FIELDS["triplets"])
 
 
 def register(subparsers) -> None:
@@ -37,14 +38,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(None, overrides_from_args(args))  # before the heavy imports: errors at once
     from facenet_core.data.manifest import read_manifest
-    from facenet_core.data.triplets import generate_triplets, save_triplets
+    from facenet_core.data.triplets import TripletParams, draw_and_save
 
     manifest = read_manifest(args.manifest)
     started = time.perf_counter()
-    params = {name: getattr(config, name) for name in FIELDS}
-    triplets = generate_triplets(manifest.labels, epoch=args.epoch, **params)
-    meta = {"manifest_fingerprint": manifest.fingerprint, "epoch": args.epoch, **params}
-    path = save_triplets(args.out, triplets, meta)
+    count = draw_and_save(manifest, args.epoch, TripletParams.from_config(config), args.out)
     seconds = time.perf_counter() - started
-    print(f"{len(triplets)} triplets from {manifest.num_images} images -> {path} ({seconds:.2f} s)")
+    print(f"{count} triplets from {manifest.num_images} images -> {args.out} ({seconds:.2f} s)")
     return 0

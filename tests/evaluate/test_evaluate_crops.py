@@ -4,6 +4,7 @@ workspace, training crops reused); --cropped evaluates the images as they are.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ from support.tree_state import tree_state
 
 from facenet_core.config import Config, DatasetConfig, EvalSet
 from facenet_core.config.loading import config_to_dict
+from facenet_core.detect.options import CropOptions
 from facenet_core.detect.parallel import crop_tree
-from facenet_core.evaluate.crops import crop_folder_name, crop_options_of, training_raw_root
+from facenet_core.evaluate.crops import crop_folder_name, training_raw_root
 from facenet_core.evaluate.report import evaluate_model
 from facenet_core.models import create_model
 from facenet_core.synthetic.demo import generate_identities
@@ -114,7 +116,7 @@ def test_training_crops_of_the_same_folder_are_reused_with_the_training_options(
     )
     training_crops = workspace / "cropped" / "mini-image_size160-margin16"  # the training flow's folder
     assert crop_folder_name(config, Workspace(workspace), raw_faces) == training_crops.name
-    crop_tree(raw_faces, training_crops, crop_options_of(config, "cpu"))
+    crop_tree(raw_faces, training_crops, replace(CropOptions.from_config(config), device="cpu"))
     before = tree_state(training_crops)
     checkpoint = _checkpoint(tmp_path / "ours.pt", config)
 

@@ -12,11 +12,14 @@ from facenet_core.synthetic.demo import generate_identities
 pytestmark = pytest.mark.slow
 
 CROP_SCRIPT = """
-import json, sys
-from facenet_core.config import load_config
+import dataclasses, json, sys
+from pathlib import Path
+from facenet_core.detect.options import CropOptions
+from facenet_core.workspace import Workspace
 from flows.crop import run_crop
-cfg = load_config(None, {"workspace": sys.argv[1], "dask_address": sys.argv[2], "crop_shard_size": 2, "device": "cpu"})
-print(json.dumps(run_crop(cfg, sys.argv[3], sys.argv[4])))
+options = CropOptions(device="cpu")
+detections = run_crop(options, Workspace.at(sys.argv[1]), Path(sys.argv[3]), Path(sys.argv[4]), 2, sys.argv[2])
+print(json.dumps(dataclasses.asdict(detections), default=str))
 """
 
 
@@ -53,7 +56,7 @@ def test_crop_shards_run_on_dask_workers(tmp_path):
 
         with Client(address, timeout=60) as client:
             prefixes = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
-        assert "crop_shard" in prefixes, prefixes  # the shard tasks ran on the Dask worker
+        assert "crop_shard_task" in prefixes, prefixes  # the shard tasks ran on the Dask worker
         table = pd.read_parquet(out / "detections.parquet")
         assert len(table) == 12 and len(list((out / ".shards").glob("*.parquet"))) == 2
         ok = table[table["status"] == "ok"]

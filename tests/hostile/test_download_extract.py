@@ -239,24 +239,29 @@ def test_two_processes_fetch_one_file_once(area, server) -> None:
 def test_download_task_retries_only_transient_errors(area, server) -> None:
     from prefect import flow
 
-    from tasks.prepare import download_dataset
+    from facenet_core.config import DatasetConfig
+    from facenet_core.workspace import Workspace
+    from tasks.data import download_dataset
 
     server.files["/busy.tgz"] = tar_bytes({"faces/Ann/Ann_0001.jpg": b"ann"})
     server.errors["/busy.tgz"] = [503, 503]
     server.errors["/gone.tgz"] = [404] * 5
-    workspace = str(area["workspace"])
+    workspace = Workspace.at(area["workspace"])
+
+    def dataset(name: str) -> DatasetConfig:
+        return DatasetConfig(name=name, files=[{"url": f"{server.url}/{name}.tgz"}])
 
     @flow
-    def fetch_both() -> tuple[dict, BaseException | None]:
-        busy = download_dataset(workspace, {"name": "busy", "files": [{"url": f"{server.url}/busy.tgz"}]})
+    def fetch_both():
+        busy = download_dataset(workspace=workspace, dataset=dataset("busy"))
         try:
-            download_dataset(workspace, {"name": "gone", "files": [{"url": f"{server.url}/gone.tgz"}]})
+            download_dataset(workspace=workspace, dataset=dataset("gone"))
         except Exception as error:  # the task's final failure, re-raised in the flow
             return busy, error
         return busy, None
 
     busy, error = fetch_both()
-    assert Path(busy["root"], "faces", "Ann", "Ann_0001.jpg").read_bytes() == b"ann"
+    assert Path(busy.root, "faces", "Ann", "Ann_0001.jpg").read_bytes() == b"ann"
     assert server.statuses("/busy.tgz") == [503, 503, 200]  # Prefect's retries, none inside the task
     assert error is not None and "HTTP 404 Not Found for" in str(error)
     assert server.statuses("/gone.tgz") == [404]  # final: not retried

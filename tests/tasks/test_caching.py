@@ -5,19 +5,19 @@ from pathlib import Path
 import pytest
 from prefect import flow
 
-from tasks.caching import results_dir, stage_task, tree_fingerprint
+from facenet_core.workspace import Workspace
+from tasks.caching import stage_task, tree_fingerprint
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 CALLS: list[tuple[str, int]] = []
 
 
-@stage_task(
-    stage="square",
-    version=1,
-    key_parts=lambda p: {"source": tree_fingerprint(p["source"]), "power": p["power"]},
-    outputs=lambda r: [r["out"]],
-)
+def square_key(source: str, power: int) -> dict:
+    return {"source": tree_fingerprint(source), "power": power}
+
+
+@stage_task(stage="square", version=1, key=square_key, outputs=lambda r: [r["out"]])
 def square(workspace: str, source: str, power: int) -> dict:
     CALLS.append((source, power))
     value = int((Path(source) / "n.txt").read_text()) ** power
@@ -29,7 +29,8 @@ def square(workspace: str, source: str, power: int) -> dict:
 
 @flow
 def run_square(workspace: str, source: str, power: int):
-    return square.with_options(result_storage=results_dir(workspace))(workspace, source, power, return_state=True)
+    storage = Workspace.at(workspace).prefect_results
+    return square.with_options(result_storage=storage)(workspace, source, power, return_state=True)
 
 
 @pytest.fixture
@@ -70,3 +71,21 @@ def test_tampered_or_missing_output_is_not_trusted(setup):
     assert run_square(workspace, source, 2).name != "Cached" and out.read_text() == "9"
     assert run_square(workspace, source, 2).name == "Cached"
     assert len(CALLS) == 3
+
+
+def test_a_key_reading_a_parameter_the_task_lacks_fails_when_the_task_is_made():
+    def typo_key(sorce: str) -> dict:
+        return {"source": sorce}
+
+    with pytest.raises(TypeError, match=r"typo_key of cube reads \['sorce'\]"):
+
+        @stage_task(stage="cube", version=1, key=typo_key, outputs=lambda r: [])
+        def cube(workspace: str, source: str) -> dict:
+            return {}
+
+
+def test_results_live_in_the_workspace_prefect_results(setup):
+    workspace, source = setup
+    run_square(workspace, source, 2)
+    records = list((Path(workspace) / "prefect-results" / "outputs").glob("square-v1-*.json"))
+    assert len(records) == 1
