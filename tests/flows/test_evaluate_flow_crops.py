@@ -1,8 +1,6 @@
 """facenet-evaluate: raw evaluation images go through the crop stage (the training crops of the same
 folder reused); an --lfw folder marked lfw_cropped is evaluated as it is."""
 
-from pathlib import Path
-
 import pytest
 import torch
 import yaml
@@ -56,16 +54,18 @@ def test_evaluate_flow_crops_into_the_training_folder_or_not_at_all(tmp_path):
         checkpoint,
     )
 
-    [result] = facenet_evaluate(str(checkpoint), str(preset))
+    [evaluated] = facenet_evaluate(str(checkpoint), str(preset))
+    result = evaluated.evaluation
     crops = workspace / "cropped" / "mini-image_size96"  # the training flow's folder for these images
     assert sorted(p.name for p in (workspace / "cropped").iterdir()) == [crops.name]
     assert Image.open(crops / "person_0002" / "person_0002_0001.png").size == (96, 96)
-    assert result["metrics"]["num_pairs"] == 20 and result["metrics"]["missing_pairs"] == 0
+    assert result.metrics["num_pairs"] == 20 and result.metrics["missing_pairs"] == 0
 
     as_is = ConfigOverrides(eval_sets=[], lfw=str(crops), lfw_pairs=str(pairs), lfw_cropped=True)
-    [cropped_result] = facenet_evaluate(str(checkpoint), str(preset), as_is)
+    [cropped] = facenet_evaluate(str(checkpoint), str(preset), as_is)
+    cropped_result = cropped.evaluation
     assert sorted(p.name for p in (workspace / "cropped").iterdir()) == [crops.name]  # nothing cropped again
-    assert cropped_result["eval_set"] == "lfw"
-    assert cropped_result["metrics"]["accuracy"] == pytest.approx(result["metrics"]["accuracy"])
-    assert cropped_result["metrics"]["roc_auc"] == pytest.approx(result["metrics"]["roc_auc"])
-    assert Path(cropped_result["roc_plot"]).is_file()
+    assert cropped_result.eval_set == "lfw"
+    assert cropped_result.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
+    assert cropped_result.metrics["roc_auc"] == pytest.approx(result.metrics["roc_auc"])
+    assert cropped.reports.roc.is_file()
