@@ -28,7 +28,7 @@ import pandas as pd
 from facenet_core.config.schema import Config, EvalSet
 from facenet_core.config.stages import stage_values
 from facenet_core.fileio import sha256_json
-from facenet_core.train.checkpoints import epoch_path, record_evaluation, stored_epoch
+from facenet_core.train.checkpoints import record_evaluation, stored_epoch
 from facenet_core.workspace import RunLayout
 
 CHAMPION = "champion"
@@ -111,14 +111,14 @@ def comparable_history(table: pd.DataFrame, set_name: str, settings: str) -> pd.
 def comparable_evaluations(table: pd.DataFrame, evaluation: Evaluation, settings: str) -> list[Evaluation]:
     """The rows of a run's metrics table that compete with `evaluation` (same set, same `settings`
     tag), as evaluations of the epoch files beside its checkpoint, by epoch; missing metrics left out."""
-    checkpoint_dir = Path(evaluation.checkpoint).parent
+    run = RunLayout.of_checkpoint(evaluation.checkpoint)
     rows = comparable_history(table, evaluation.eval_set, settings)
     return [
         Evaluation(
             epoch=int(row["epoch"]),
             eval_set=evaluation.eval_set,
             eval_set_fingerprint=evaluation.eval_set_fingerprint,
-            checkpoint=str(epoch_path(checkpoint_dir, int(row["epoch"]))),
+            checkpoint=str(run.epoch_checkpoint(int(row["epoch"]))),
             metrics={k: float(v) for k, v in row.items() if k not in TABLE_KEYS and pd.notna(v)},
         )
         for row in rows.to_dict("records")
@@ -151,7 +151,7 @@ def record_best(
     competing = [e for e in history if e.epoch != evaluation.epoch] + [evaluation]
     best = best_of(competing, config.selection_metric)
     is_best = best.epoch == evaluation.epoch
-    record_evaluation(Path(evaluation.checkpoint).parent, evaluation.epoch, evaluation.metrics[THRESHOLD], is_best)
+    record_evaluation(layout.checkpoints, evaluation.epoch, evaluation.metrics[THRESHOLD], is_best)
     return best
 
 
@@ -171,10 +171,10 @@ def promote(evaluation: Evaluation) -> bool:
     """Make the run's best.pt hold `evaluation`'s epoch with its threshold, copied from its epoch file
     (evaluations that came back Cached never ran `record_best`); True when best.pt was written, False
     when it holds that epoch already or the epoch file is gone (deleted by retention)."""
-    path = Path(evaluation.checkpoint)
-    if not path.is_file() or stored_epoch(path.parent / "best.pt") == evaluation.epoch:
+    run = RunLayout.of_checkpoint(evaluation.checkpoint)
+    if not Path(evaluation.checkpoint).is_file() or stored_epoch(run.best) == evaluation.epoch:
         return False
-    record_evaluation(path.parent, evaluation.epoch, evaluation.metrics[THRESHOLD], is_best=True)
+    record_evaluation(run.checkpoints, evaluation.epoch, evaluation.metrics[THRESHOLD], is_best=True)
     return True
 
 
