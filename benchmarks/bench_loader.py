@@ -20,13 +20,13 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from facenet_core.data.images import open_rgb
 from facenet_core.data.loader import TripletDataset, make_triplet_loader
 from facenet_core.data.manifest import build_manifest, read_manifest
 from facenet_core.data.transforms import train_transform
 from facenet_core.data.triplets import generate_triplets
 from facenet_core.env import disable_telemetry
 from facenet_core.fileio import atomic_write_json
+from facenet_core.images import open_rgb
 
 MEAN, STD = [0.6071, 0.4609, 0.3944], [0.2457, 0.2175, 0.2129]
 IMAGE_SIZE, CROP = 140, 224

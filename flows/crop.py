@@ -40,28 +40,30 @@ def crop_dataset(
         if not plan.shards:
             raise UserError(f"no identity folders with images under {input_root}")
         shard_task = crop_shard_task.with_options(result_storage=ws.prefect_results)
-        shard_options = dataclasses.replace(options, workers=options.worker_processes(len(plan.shards)))
         progress = ShardProgress(len(plan.shards), get_run_logger(), "facenet-crop-progress")
-        futures = [
-            shard_task.with_options(task_run_name=f"crop-shard-{index:04d}").submit(
-                workspace=ws,
-                input_root=source,
-                output_root=out,
-                identities=identities,
-                options=shard_options,
-                seeds=seeds,
-            )
-            for index, (identities, seeds) in enumerate(zip(plan.shards, plan.seeds, strict=True))
-        ]
-        try:
-            tables = []
-            for future in futures:  # in order: a log line and an artifact update per shard
-                shard = future.result()
-                progress.shard_done(shard.counts)
-                tables.append(shard.table)
-        finally:
-            wait(futures)  # a failed shard raises only once no other shard task can still start
-            parallel.shutdown_shard_processes()  # training, next in this process, gets the memory back
+        # One set of worker processes for every shard of this run, gone when the block ends: training,
+        # next in this process, gets the memory back.
+        with parallel.crop_pool(options.worker_processes(len(plan.shards))) as pool:
+            futures = [
+                shard_task.with_options(task_run_name=f"crop-shard-{index:04d}").submit(
+                    workspace=ws,
+                    input_root=source,
+                    output_root=out,
+                    identities=identities,
+                    options=options,
+                    seeds=seeds,
+                    pool=pool,
+                )
+                for index, (identities, seeds) in enumerate(zip(plan.shards, plan.seeds, strict=True))
+            ]
+            try:
+                tables = []
+                for future in futures:  # in order: a log line and an artifact update per shard
+                    shard = future.result()
+                    progress.shard_done(shard.counts)
+                    tables.append(shard.table)
+            finally:
+                wait(futures)  # a failed shard raises only once no other shard task can still start
         merge = merge_shards_task.with_options(result_storage=ws.prefect_results)
         detections = merge(workspace=ws, output_root=out, shard_tables=tables, rejected=list(plan.rejected))
         folder.drop_unneeded(out, plan.ids)

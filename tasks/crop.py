@@ -39,11 +39,12 @@ def crop_shard_task(
     identities: list[str],
     options: CropOptions,
     seeds: list[str] | None = None,
+    pool: parallel.CropPool | None = None,
 ) -> ShardResult:
     """MTCNN-crop the images of a few identity folders, resuming from the earlier shard tables
-    `seeds` (not part of the cache key: they change how much is cropped, not the result); returns
-    the shard's detections table."""
-    result = parallel.run_shard(input_root, output_root, identities, options, seeds)
+    `seeds` (not part of the cache key: they change how much is cropped, not the result), in the
+    flow run's worker processes `pool` (in this thread without one); returns the shard's detections table."""
+    result = parallel.run_shard(input_root, output_root, identities, options, seeds, pool)
     counts = {name: value for name, value in result.items() if name != "table"}
     return ShardResult(Path(result["table"]), counts)
 

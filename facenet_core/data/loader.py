@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from facenet_core.data.images import open_rgb
 from facenet_core.data.manifest import Manifest
 from facenet_core.data.transforms import train_transform
+from facenet_core.images import open_rgb
 
 
 class TripletDataset(Dataset):

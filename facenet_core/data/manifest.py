@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from facenet_core.data.scan import IdentityScan, list_identities, scan_chunk
+from facenet_core.data.scan import IdentityScan, scan_chunk
 from facenet_core.errors import UserError, read_user_text
 from facenet_core.fileio import atomic_path, atomic_write_json, is_utf8_name, printable_name
+from facenet_core.identities import list_identities
 from facenet_core.workers import cpu_cores, process_pool
 
 MANIFEST_VERSION = "1"
@@ -161,7 +162,7 @@ def build_manifest(
     started = time.perf_counter()
     root = Path(root).resolve()
     out_path = Path(out_path)
-    identities = list_identities(root)
+    identities = list_identities(root, include_unreadable=True)  # a symlink loop gets its reject row
     missing: list[str] = []
     if identities_file is not None:
         wanted = read_identities_file(identities_file)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from facenet_core.data.images import IMAGE_EXTENSIONS
 from facenet_core.fileio import is_utf8_name, printable_name
+from facenet_core.images import is_image_name
 
 DIGEST_SIZE = 16
 
@@ -34,24 +34,6 @@ class IdentityScan:
     rejects: list[tuple[str, str]] = field(default_factory=list)
     ignored: int = 0
     readable: bool = True
-
-
-def list_identities(root: Path) -> list[str]:
-    """Sorted names of the identity folders under `root` (hidden folders such as .shards skipped).
-
-    An entry that cannot be inspected (a symlink loop) is listed too, so that its scan records why.
-    """
-    if not root.is_dir():
-        raise FileNotFoundError(f"dataset root {root} is not a folder of identity folders")
-    with os.scandir(root) as entries:
-        return sorted(e.name for e in entries if not e.name.startswith(".") and _is_dir_or_unreadable(e))
-
-
-def _is_dir_or_unreadable(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return True
 
 
 def unreadable_reason(error: OSError) -> str:
@@ -96,7 +78,7 @@ def scan_identity(root: str, identity: str, validate: bool, dedupe: bool) -> Ide
         return result
     for entry in entries:
         relative = f"{identity}/{entry.name}"
-        if os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
+        if not is_image_name(entry.name):
             result.ignored += 1
             continue
         try:

@@ -13,8 +13,8 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from facenet_core.data.images import open_rgb
 from facenet_core.data.manifest import read_manifest
+from facenet_core.images import open_rgb
 from facenet_core.workers import cpu_cores, process_pool
 
 IMAGES_PER_TASK = 256

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torchvision import transforms as T
 
-from facenet_core.data.images import to_rgb
+from facenet_core.images import to_rgb
 
 
 def _size(image_size: int) -> tuple[int, int]:

@@ -11,10 +11,8 @@ removes the temporaries and the outdated PNGs of its identity folders, which onl
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -24,11 +22,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 from PIL import Image
 
 from facenet_core.detect.detector import MTCNN, Faces, fits_batch, shared_detector
-from facenet_core.detect.images import IMAGE_EXTENSIONS, load_rgb
 from facenet_core.detect.options import STAGE_VERSION, CropOptions
 from facenet_core.detect.select import choose_face, crop_box, is_empty, resized_crop, too_small
 from facenet_core.detect.shards import NOT_UTF8_FILE, list_shards, plan, shard_fingerprint, shard_id
@@ -48,7 +44,9 @@ from facenet_core.detect.table import (
     write_table,
 )
 from facenet_core.fileio import atomic_path, remove_stale_temporaries
+from facenet_core.images import is_image_name, load_rgb
 from facenet_core.memory import keep_freed_memory
+from facenet_core.torch_settings import ONE_TORCH_THREAD
 
 __all__ = [
     "STAGE_VERSION",
@@ -64,37 +62,6 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 30.0
 COUNT_KEYS = ("ok", "no_face", "unreadable", "too_small", "bad_name", "resumed", "renamed", "cleaned", "removed")
-
-
-_torch_threads_lock = threading.Lock()
-_torch_threads_users = 0
-_torch_threads_default = 1
-
-
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run the calling thread's torch ops on one core: parallelism comes from shards (threads or
-    processes), and intra-op threads on MTCNN's small layers cost more than they bring on a busy CPU.
-
-    torch keeps a count per thread and a process default, which a thread takes on its first torch
-    call and `set_num_threads` overwrites. So the thread is initialised before it switches to one,
-    the first shard in records the process default, and every shard restores its thread and the
-    default to it: overlapping shards used to leave the process on one thread for training.
-    """
-    global _torch_threads_users, _torch_threads_default
-    torch.get_num_threads()  # this thread takes the process default now, not in the middle of the shard
-    with _torch_threads_lock:
-        if _torch_threads_users == 0:
-            _torch_threads_default = torch.get_num_threads()
-        _torch_threads_users += 1
-        default = _torch_threads_default
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        with _torch_threads_lock:
-            _torch_threads_users -= 1
-        torch.set_num_threads(default)
 
 
 def _decode(path: Path, exif_transpose: bool, source: str) -> np.ndarray | str:
@@ -193,7 +160,7 @@ def image_count(input_root: str | Path, shards: list[list[str]]) -> int:
         folder = Path(input_root, name)
         if folder.is_dir():
             with os.scandir(folder) as entries:
-                total += sum(os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS for entry in entries)
+                total += sum(is_image_name(entry.name) for entry in entries)
     return total
 
 
@@ -305,7 +272,9 @@ def crop_shard(
         options.resolved_device(), options.min_face_size, options.thresholds, options.factor, options.batch_pixels
     )
     last_flush = time.monotonic()
-    with _one_torch_thread(), ThreadPoolExecutor(max_workers=2) as pool:
+    # torch on one core in this thread: parallelism comes from shards (threads or processes), and
+    # intra-op threads on MTCNN's small layers cost more than they bring on a busy CPU.
+    with ONE_TORCH_THREAD, ThreadPoolExecutor(max_workers=2) as pool:
         batch: list[tuple[str, str, np.ndarray]] = []
         batch_pixels = 0
         decoded = _decoded([(input_root / src, src) for src, _ in todo], options, pool)

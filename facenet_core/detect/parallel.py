@@ -1,5 +1,5 @@
-"""Many crop shards at once: a whole tree in worker processes, or shards handed one by one to a
-long-lived pool of worker processes by callers that schedule them (the crop flow's threads)."""
+"""Many crop shards at once: a whole tree in worker processes, or shards handed one by one to the
+worker processes of a run's CropPool by callers that schedule them (the crop flow's threads)."""
 
 from __future__ import annotations
 
@@ -47,36 +47,76 @@ def _spawn_pool(workers: int) -> ProcessPoolExecutor:
     return process_pool(workers, _init_worker, start_method="spawn")
 
 
-_shared_pool: tuple[int, ProcessPoolExecutor] | None = None
-_shared_pool_lock = threading.Lock()
+class CropPool:
+    """`workers` crop processes owned by one crop run: started on first use, stopped when the run leaves
+    `with CropPool(...)`. Every shard of the run goes to the same processes, which load the networks
+    once for all of them; none outlive the run, even when it fails (shards not started yet are then
+    cancelled). Threads may hand it shards at the same time (the crop flow's task runner).
+    """
+
+    def __init__(self, workers: int):
+        if workers < 2:
+            raise ValueError(f"a CropPool needs at least 2 workers, got {workers}: crop one worker's shards in place")
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._processes: ProcessPoolExecutor | None = None
+        self._closed = False
+
+    def _running(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this CropPool is closed: its run has ended")
+            if self._processes is None:
+                self._processes = _spawn_pool(self.workers)
+            return self._processes
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._processes is broken:
+                self._processes = None
+        broken.shutdown(wait=False)
+
+    def submit(self, *crop_shard_args: Any) -> concurrent.futures.Future:
+        """`crop_shard(*crop_shard_args)` in one of the processes; its future."""
+        return self._running().submit(crop_shard, *crop_shard_args)
+
+    def crop(
+        self,
+        input_root: str | Path,
+        output_root: str | Path,
+        identities: list[str],
+        options: CropOptions,
+        seeds: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """`crop_shard` of one shard in one of the processes, waiting for its summary."""
+        processes = self._running()
+        try:
+            return processes.submit(crop_shard, input_root, output_root, identities, options, seeds).result()
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory) and took every shard in flight with it: each of them
+            # goes once more to fresh processes, resuming what its dead worker had finished.
+            self._replace(processes)
+        return self.submit(input_root, output_root, identities, options, seeds).result()
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the processes once their shards are done (`cancel`: shards not started are dropped)."""
+        with self._lock:
+            self._closed = True
+            processes, self._processes = self._processes, None
+        if processes is not None:
+            processes.shutdown(wait=True, cancel_futures=cancel)
+
+    def __enter__(self) -> CropPool:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        self.close(cancel=exc_type is not None)
 
 
-def _shard_processes(workers: int) -> ProcessPoolExecutor:
-    """The process's long-lived pool of `workers` crop processes (replaced when the count changes)."""
-    global _shared_pool
-    with _shared_pool_lock:
-        if _shared_pool is None or _shared_pool[0] != workers:
-            if _shared_pool is not None:
-                _shared_pool[1].shutdown(wait=False)
-            _shared_pool = (workers, _spawn_pool(workers))
-        return _shared_pool[1]
-
-
-def _drop_shard_processes(pool: ProcessPoolExecutor) -> None:
-    global _shared_pool
-    with _shared_pool_lock:
-        if _shared_pool is not None and _shared_pool[1] is pool:
-            _shared_pool = None
-    pool.shutdown(wait=False)
-
-
-def shutdown_shard_processes() -> None:
-    """Stop the worker processes `run_shard` started, if any (the next call starts new ones)."""
-    global _shared_pool
-    with _shared_pool_lock:
-        shared, _shared_pool = _shared_pool, None
-    if shared is not None:
-        shared[1].shutdown()
+def crop_pool(workers: int) -> contextlib.AbstractContextManager[CropPool | None]:
+    """`with crop_pool(workers) as pool:` a CropPool for a run of `workers` > 1, else None (shards are
+    cropped in the caller's thread, and nothing needs to travel to a remote task runner)."""
+    return CropPool(workers) if workers > 1 else contextlib.nullcontext()
 
 
 def run_shard(
@@ -85,21 +125,14 @@ def run_shard(
     identities: list[str],
     options: CropOptions,
     seeds: list[str] | None = None,
+    pool: CropPool | None = None,
 ) -> dict[str, Any]:
-    """`crop_shard` in one of `options.workers` long-lived worker processes, or in the calling thread
-    when `workers` is 1. Threads calling it (the crop flow's task runner) then detect in parallel
-    free of the GIL, and the processes load the networks once for all their shards."""
-    workers = options.resolved_workers()
-    if workers == 1:
+    """`crop_shard` in one of the run's `pool` processes, or in the calling thread without one. Threads
+    calling it (the crop flow's task runner) then detect in parallel free of the GIL, and the
+    processes load the networks once for all their shards."""
+    if pool is None:
         return crop_shard(input_root, output_root, identities, options, seeds)
-    pool = _shard_processes(workers)
-    try:
-        return pool.submit(crop_shard, input_root, output_root, identities, options, seeds).result()
-    except BrokenProcessPool:
-        # A worker died (killed, out of memory) and took every shard in flight with it: each of them
-        # goes once more to fresh processes, resuming what its dead worker had finished.
-        _drop_shard_processes(pool)
-    return _shard_processes(workers).submit(crop_shard, input_root, output_root, identities, options, seeds).result()
+    return pool.crop(input_root, output_root, identities, options, seeds)
 
 
 def _drain(counts: queue.Queue, progress: Progress) -> None:
@@ -145,13 +178,10 @@ def crop_tree(
                 counts_queue = None
                 if progress is not None:  # entered first, left last: the workers are gone before it
                     counts_queue = stack.enter_context(multiprocessing.get_context("spawn").Manager()).Queue()
-                pool = stack.enter_context(_spawn_pool(workers))
+                pool = stack.enter_context(CropPool(workers))
                 report = None if counts_queue is None else counts_queue.put
                 shards = zip(plan.shards, plan.seeds, strict=True)
-                pending = {
-                    pool.submit(crop_shard, input_root, output_root, ids, options, seeds, report)
-                    for ids, seeds in shards
-                }
+                pending = {pool.submit(input_root, output_root, ids, options, seeds, report) for ids, seeds in shards}
                 while pending:
                     finished, pending = concurrent.futures.wait(
                         pending, timeout=PROGRESS_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED

@@ -7,8 +7,9 @@ import logging
 import stat
 from pathlib import Path
 
-from facenet_core.detect.images import is_image_file
 from facenet_core.fileio import is_utf8_name, printable_name, sha256_json
+from facenet_core.identities import list_identities
+from facenet_core.images import is_image_name
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +25,11 @@ def input_folder(input_root: str | Path) -> Path:
     return root
 
 
-def list_identities(input_root: str | Path) -> list[str]:
-    """Sorted names of the identity folders under `input_root` (hidden folders ignored)."""
-    root = input_folder(input_root)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def list_shards(input_root: str | Path, shard_size: int) -> list[list[str]]:
     """Identity names in consecutive groups of `shard_size`, in sorted order."""
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
-    names = list_identities(input_root)
+    names = list_identities(input_folder(input_root))
     skipped = [name for name in names if not is_utf8_name(name)]
     if skipped:
         log.warning(
@@ -62,7 +57,7 @@ def _entries(identity_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
         return [], []
     files, unusable = [], []
     for path in sorted(identity_dir.iterdir(), key=lambda p: p.name):
-        if not is_image_file(path):
+        if not is_image_name(path.name):
             continue
         try:
             mode = path.stat().st_mode

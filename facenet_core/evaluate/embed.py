@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from facenet_core.config.schema import DistanceMetric
-from facenet_core.data.images import open_rgb
 from facenet_core.data.transforms import eval_transform
 from facenet_core.devices import resolve_device
+from facenet_core.images import open_rgb
 
 log = logging.getLogger(__name__)
 

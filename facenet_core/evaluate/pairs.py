@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from facenet_core.errors import UserError, read_user_text
+from facenet_core.images import is_image_name
 
 
 @dataclass(frozen=True)
@@ -178,19 +178,19 @@ def filter_people(pairs: Pairs, people: set[str]) -> Pairs:
     return pairs.select(keep)
 
 
-def _image_index(root: Path, person: str, extensions: set[str]) -> dict[str, Path]:
+def _image_index(root: Path, person: str) -> dict[str, Path]:
     folder = root / person
     if not folder.is_dir():
         return {}
     found: dict[str, Path] = {}
     for entry in sorted(folder.iterdir()):
-        if entry.suffix.lower() in extensions and not entry.name.startswith(".") and entry.stem not in found:
+        if is_image_name(entry.name) and not entry.name.startswith(".") and entry.stem not in found:
             found[entry.stem] = entry
     return found
 
 
 def resolve_pairs(pairs: Pairs, root: str | os.PathLike) -> ResolvedPairs:
-    """Find each pair's images as <root>/<person>/<person>_<nnnn>.<any image extension>.
+    """Find each pair's images as <root>/<person>/<person>_<nnnn>.<ext>, any ext of images.IMAGE_EXTENSIONS.
 
     Each image is listed once however many pairs use it. Pairs with a missing image are left out
     and counted; the missing image names are returned sorted. When one stem exists with several
@@ -199,7 +199,6 @@ def resolve_pairs(pairs: Pairs, root: str | os.PathLike) -> ResolvedPairs:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} not found (an LFW folder of <person>/ folders, raw or cropped)")
-    extensions = {ext.lower() for ext in Image.registered_extensions()}
     indexes: dict[str, dict[str, Path]] = {}
     image_ids: dict[Path, int] = {}
     missing: set[str] = set()
@@ -208,7 +207,7 @@ def resolve_pairs(pairs: Pairs, root: str | os.PathLike) -> ResolvedPairs:
         found = []
         for person, number in ((name_a, a), (name_b, b)):
             if person not in indexes:
-                indexes[person] = _image_index(root, person, extensions)
+                indexes[person] = _image_index(root, person)
             stem = f"{person}_{int(number):04d}"
             image = indexes[person].get(stem)
             if image is None:

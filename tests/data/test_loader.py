@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from facenet_core.data.images import open_rgb
 from facenet_core.data.loader import TripletDataset, make_triplet_loader, rank_slice
 from facenet_core.data.manifest import build_manifest, read_manifest
 from facenet_core.data.transforms import eval_transform, train_transform
 from facenet_core.data.triplets import generate_triplets
+from facenet_core.images import open_rgb
 
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
 

@@ -4,19 +4,15 @@
 import argparse
 import json
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 from PIL import Image
 
 from facenet_core.detect import crop as crop_module
-from facenet_core.detect import parallel
 from facenet_core.detect.crop import (
     CropOptions,
     crop_shard,
@@ -25,7 +21,7 @@ from facenet_core.detect.crop import (
 from facenet_core.detect.detector import shared_detector
 from facenet_core.detect.folder import output_lock
 from facenet_core.detect.options import STAGE_VERSION
-from facenet_core.detect.parallel import crop_tree, run_shard, shutdown_shard_processes
+from facenet_core.detect.parallel import CropPool, crop_tree, run_shard
 from facenet_core.detect.shards import list_shards, shard_fingerprint, shard_id
 from facenet_core.detect.table import SCHEMA
 from facenet_core.errors import UserError
@@ -218,61 +214,12 @@ def test_worker_processes_give_the_same_table(tree, tmp_path):
 def test_run_shard_from_threads_crops_in_worker_processes(tree, tmp_path):
     two = CropOptions(image_size=40, batch_size=2, workers=2)
     shared_detector.cache_clear()
-    with ThreadPoolExecutor(2) as threads:
-        list(threads.map(lambda names: run_shard(tree, tmp_path / "two", names, two), list_shards(tree, 1)))
+    with CropPool(2) as pool, ThreadPoolExecutor(2) as threads:
+        list(threads.map(lambda names: run_shard(tree, tmp_path / "two", names, two, pool=pool), list_shards(tree, 1)))
     assert shared_detector.cache_info().currsize == 0  # the networks never ran in this process
     merge_detections(tmp_path / "two", [shard_id(names) for names in list_shards(tree, 1)])
     crop_tree(tree, tmp_path / "one", OPTIONS, shard_size=1)
     assert _rows(tmp_path / "one") == _rows(tmp_path / "two")
-
-    broken = parallel._shard_processes(2)
-    broken.submit(os._exit, 1).exception()  # a worker dies, the pool with it
-    with pytest.raises(BrokenProcessPool):
-        broken.submit(os.getpid)
-    assert run_shard(tree, tmp_path / "two", ["alice"], two)["resumed"] == 2  # sent again to fresh processes
-    assert parallel._shard_processes(2) is not broken
-    pool = parallel._shard_processes(2)
-    shutdown_shard_processes()
-    with pytest.raises(RuntimeError, match="shutdown"):
-        pool.submit(os.getpid)
-
-
-def test_overlapping_shards_in_threads_restore_the_torch_thread_count():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
-
-    def shard_a():
-        with crop_module._one_torch_thread():
-            a_inside.set()
-            b_inside.wait(10)
-            inside = torch.get_num_threads()
-        a_left.set()
-        return inside
-
-    def shard_b():  # enters after A, leaves after A: the order that used to leave one thread behind
-        a_inside.wait(10)
-        with crop_module._one_torch_thread():
-            b_inside.set()
-            a_left.wait(10)
-            return torch.get_num_threads()
-
-    def alone():  # a later shard in A's thread, the first one in again
-        with crop_module._one_torch_thread():
-            inside = torch.get_num_threads()
-        return inside, torch.get_num_threads()
-
-    try:
-        with ThreadPoolExecutor(1) as thread_a, ThreadPoolExecutor(1) as thread_b:
-            first, second = thread_a.submit(shard_a), thread_b.submit(shard_b)
-            assert (first.result(20), second.result(20)) == (1, 1)
-            assert thread_a.submit(alone).result(20) == (1, 2)
-            assert thread_b.submit(torch.get_num_threads).result(20) == 2
-        with ThreadPoolExecutor(1) as fresh:  # e.g. the training thread
-            assert fresh.submit(torch.get_num_threads).result(20) == 2
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_shards_ids_and_fingerprints(tree):

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facenet_core.data.images import open_rgb
 from facenet_core.data.transforms import eval_transform
 from facenet_core.evaluate.embed import embed_images, pair_distances
+from facenet_core.images import open_rgb
 
 MEAN, STD = [0.5, 0.4, 0.3], [0.25, 0.2, 0.2]
 
