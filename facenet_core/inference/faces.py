@@ -19,6 +19,7 @@ from facenet_core.detect.options import CropOptions
 from facenet_core.detect.select import choose_face, crop_box, is_empty, resized_crop, too_small
 from facenet_core.errors import UserError
 from facenet_core.images import load_rgb, to_rgb_array
+from facenet_core.torch_settings import ONE_TORCH_THREAD
 
 Photo = np.ndarray | Image.Image | str | os.PathLike
 Policy = Literal["one", "all"]
@@ -64,7 +65,9 @@ def detect_faces(
     pixels; a model's come from `ModelContract.crop_options`). `policy`: "one" keeps the face the
     crop stage keeps (largest and most central), "all" every face in the detector's order. `device`
     ("auto", "cpu", "cuda", "cuda:N") replaces `options.device`. Photos are decoded and detected
-    `options.batch_size` at a time. An unreadable file or a malformed array is a UserError.
+    `options.batch_size` at a time, detection on one torch thread as in the crop stage (MTCNN's small
+    layers: 16 LFW photos on 2 busy cores, 2.0 s on one thread, 9.8 s on two). An unreadable file
+    or a malformed array is a UserError.
     """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
@@ -80,7 +83,8 @@ def detect_faces(
             for index, image in enumerate(images[start : start + options.batch_size], start)
         ]
         small = [too_small(*img.shape[:2], options.min_face_size) for img in pixels]
-        detected = iter(detector.detect([img for img, skip in zip(pixels, small, strict=True) if not skip]))
+        with ONE_TORCH_THREAD:
+            detected = iter(detector.detect([img for img, skip in zip(pixels, small, strict=True) if not skip]))
         for img, skip in zip(pixels, small, strict=True):
             faces = None if skip else next(detected)
             found.append(PhotoFaces(img.shape[1], img.shape[0], _kept_faces(img, faces, options, policy)))

@@ -69,7 +69,9 @@ def test_policy_all_finds_both_faces_of_two_photos_side_by_side(photo_paths):
 def test_a_photo_without_a_face_gives_no_faces_and_no_error():
     blank = np.full((120, 160, 3), 128, np.uint8)
     tiny = np.zeros((12, 12, 3), np.uint8)  # smaller than the minimum face size: not searched
+    threads = torch.get_num_threads()
     found = detect_faces([blank, tiny], OPTIONS, policy="all")
+    assert torch.get_num_threads() == threads  # detection's one thread is given back
     assert [(photo.width, photo.height, photo.faces) for photo in found] == [(160, 120, ()), (12, 12, ())]
     assert detect_faces([], OPTIONS) == []
 
