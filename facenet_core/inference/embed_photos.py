@@ -23,7 +23,6 @@ from facenet_core.inference.faces import Face, Policy, detect_faces
 OK = "ok"
 NO_FACE = "no_face"
 UNREADABLE = "unreadable"
-PHOTOS_PER_BATCH = 64  # photos decoded, detected and embedded together: bounds memory whatever the input count
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,19 +53,17 @@ def embed_photos(
     options: CropOptions,
     *,
     policy: Policy = "one",
-    photos_per_batch: int = PHOTOS_PER_BATCH,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[PhotoEmbeddings]:
-    """The outcome of each photo of `paths`, in order, `photos_per_batch` photos at a time.
+    """The outcome of each photo of `paths`, in order, `options.batch_size` photos at a time (decoded,
+    detected in one detector call, embedded), so memory holds one batch of photos whatever their count.
 
     `options`: the crop options of the embedder's model (`contract.crop_options(...)`, device and
-    detector batch size included). `on_batch(n)` is called after each batch of n photos (a progress bar).
+    batch size included). `on_batch(n)` is called after each batch of n photos (a progress bar).
     """
-    if photos_per_batch < 1:
-        raise ValueError(f"photos_per_batch must be >= 1, got {photos_per_batch}")
     dimension = embedder.contract.embedding_dimension
-    for start in range(0, len(paths), photos_per_batch):
-        batch = paths[start : start + photos_per_batch]
+    for start in range(0, len(paths), options.batch_size):
+        batch = paths[start : start + options.batch_size]
         decoded = [_decode(path, options.exif_transpose) for path in batch]
         found = iter(detect_faces([d for d in decoded if not isinstance(d, str)], options, policy=policy))
         faces = [() if isinstance(d, str) else next(found).faces for d in decoded]

@@ -53,6 +53,7 @@ def embeddings_schema(dimension: int, model: str, metric: str) -> pa.Schema:
 def photo_rows(result: PhotoEmbeddings, identity: str | None) -> list[dict]:
     """The rows of one photo's outcome: one per face, or one with no face when there is none."""
     source = printable_name(os.fspath(result.path))
+    identity = None if identity is None else printable_name(identity)
     if not result.faces:
         return [{"source": source, "identity": identity, "status": result.status}]
     return [

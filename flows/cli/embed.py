@@ -37,7 +37,7 @@ def register(subparsers) -> None:
         "--batch-size",
         type=config_range("crop_batch_size"),
         default=16,
-        help="photos per detector call",
+        help="photos decoded, detected (one detector call) and embedded together",
     )
     parser.add_argument(
         "--no_progress",

@@ -5,6 +5,7 @@ equal to the embedder's output, the model's identity, and a table written atomic
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -108,3 +109,23 @@ def test_embed_of_a_missing_input_is_one_line_and_writes_nothing(project_checkpo
     code, _, err = invoke(argv, capsys)
     assert code == 2 and "nowhere does not exist" in assert_one_line_error(err)
     assert not out.exists()
+
+
+def test_a_photo_whose_name_is_not_utf8_is_an_unreadable_row(project_checkpoint, tmp_path, capsys):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    grey = Image.new("RGB", (120, 120), (128, 128, 128))
+    grey.save(folder / "grey.png")
+    grey.save(os.fsdecode(os.fsencode(folder) + b"/\xff.png"))
+    out = tmp_path / "faces.parquet"
+    argv = ["embed", str(folder), "--checkpoint", str(project_checkpoint), "--device", "cpu", "--out", str(out)]
+    assert invoke([*argv, "--faces", "all"], capsys)[0] == 0
+    rows = pq.read_table(out, columns=["source", "identity", "status"]).to_pylist()
+    assert rows == [
+        {"source": str(folder / "grey.png"), "identity": None, "status": "no_face"},
+        {
+            "source": str(folder / "\ufffd.png"),
+            "identity": None,
+            "status": "unreadable: its name is not valid UTF-8: rename it",
+        },
+    ]
