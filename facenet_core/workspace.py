@@ -28,6 +28,11 @@ class RunLayout:
 
     run_dir: Path
 
+    @classmethod
+    def of_checkpoint(cls, path: str | os.PathLike) -> RunLayout:
+        """The run whose checkpoints/ folder holds the file `path`."""
+        return cls(Path(path).parent.parent)
+
     @property
     def config(self) -> Path:
         return self.run_dir / "config.yaml"

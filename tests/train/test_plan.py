@@ -34,7 +34,7 @@ def test_run_layout_names_every_file_of_a_run(tmp_path):
     assert (layout.reports, layout.launch) == (run / "reports", run / "launch")
     assert layout.launch_config(1) == run / "launch" / "epoch_1.config.yaml"
     assert layout.launch_metrics(1) == run / "launch" / "epoch_1.metrics.jsonl"
-    assert layout == RunLayout(run)
+    assert RunLayout.of_checkpoint(layout.epoch_checkpoint(3)) == layout == RunLayout(run)
     with pytest.raises(ValueError):
         Workspace.at(tmp_path).run_layout("../elsewhere")
 
