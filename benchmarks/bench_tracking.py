@@ -92,11 +92,10 @@ def bench_logging(config, tmp: Path, calls: int, repeats: int) -> dict[str, floa
 
 def bench_registry(config, tmp: Path, architecture: str, image_size: int, repeats: int) -> dict[str, float]:
     import mlflow.pyfunc
-    import numpy as np
-    import torch
 
     from facenet_core.models import create_model
-    from facenet_core.tracking.registry import input_example, register_best
+    from facenet_core.tracking.modelpack import photo_example
+    from facenet_core.tracking.registry import register_best
     from facenet_core.tracking.runs import open_run
     from facenet_core.train.checkpoints import save_checkpoint
 
@@ -125,9 +124,7 @@ def bench_registry(config, tmp: Path, architecture: str, image_size: int, repeat
         start = time.perf_counter()
         embedder = mlflow.pyfunc.load_model(f"models:/{config.registered_model_name}@champion")
         load_times.append(time.perf_counter() - start)
-    batch = np.concatenate([input_example({"input_size": image_size, "mean": [0.5] * 3, "std": [0.25] * 3})] * 16)
-    with torch.inference_mode():
-        embedder.predict(batch)
+    embedder.predict(photo_example())
     return {
         "register_s": statistics.median(register_times[1:]),
         "load_champion_pyfunc_s": statistics.median(load_times[1:]),

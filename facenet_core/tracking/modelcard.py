@@ -39,6 +39,51 @@ LIMITATIONS = """\
 """
 
 
+USAGE = """\
+As a service: `mlflow models serve -m models:/{name}@champion --env-manager local -p 5001` (tracking
+URI pointing at this registry), then POST to `/invocations`:
+
+```json
+{{"dataframe_split": {{"columns": ["image"], "data": [["<base64 of a JPEG or PNG file>"]]}},
+ "params": {{"detect": true}}}}
+```
+
+In Python: `mlflow.pyfunc.load_model("models:/{name}@champion").predict(pandas.DataFrame({{"image": [...]}}))`.
+Loading needs only the pinned packages of `requirements.txt`: the model folder carries its code
+(`code/`) and its weights as plain tensors (`facenet_weights.pt`).
+
+- Input: a column `image` of base64-encoded image files.
+  {detection}
+- `detect=false`: each image is a face crop already made that way; it is resized to the crop size.
+- Output, one row per image: `embedding` (list of {dimension} floats, unit length; null without a
+  face), `face_found`, `box` (x1, y1, x2, y2 of the crop in the photo, or null), `score` (the
+  detector's confidence, or null). Compare two embeddings by {metric} distance against a threshold
+  of the contract (`threshold_best_accuracy`, `threshold_at_far`).
+- Tensors: `mlflow.pytorch.load_model` gives the network (an eager nn.Module, fine-tunable, saved as
+  a pickle: it loads where MLflow allows pickle deserialisation), which takes float32
+  N x 3 x {size} x {size} batches normalised per the contract."""
+DETECTED = """With `detect=true` (the default) the face is found, cropped and resized as the training
+  crops were ({crop} px, margin {margin}; the largest, most central face of a photo)."""
+NOT_DETECTED = """This model was trained on images not cropped by the pipeline: send faces prepared as its
+  training images were, with `detect=false`."""
+
+
+def usage(name: str, contract: Mapping[str, Any]) -> str:
+    """How to call the registered model: serving, the input and output columns, the tensor API."""
+    detection = (
+        NOT_DETECTED
+        if contract["crop_method"] == NO_CROP
+        else DETECTED.format(crop=contract["crop_image_size"], margin=contract["crop_margin"])
+    )
+    return USAGE.format(
+        name=name,
+        detection=detection,
+        dimension=contract["embedding_dimension"],
+        metric=contract["distance_metric"],
+        size=contract["input_size"],
+    )
+
+
 def _input_limitation(contract: Mapping[str, Any]) -> str:
     if contract["crop_method"] != NO_CROP:
         return CROPPED_INPUT
@@ -104,6 +149,7 @@ def model_card(
             "## Data\n\n" + _table(data),
             "## Recipe\n\n" + _table(recipe),
             "## Evaluation\n\n" + _table(evaluation),
+            "## How to call it\n\n" + usage(config.registered_model_name, contract),
             "## Preprocessing contract\n\n" + _table(contract),
             "## Licence notes of the training data\n\n" + licence,
             "## Limitations\n\n" + _input_limitation(contract) + "\n" + LIMITATIONS,

@@ -53,11 +53,31 @@ TAG_FINGERPRINT = "eval_set.fingerprint"
 TAG_PROTOCOL = "eval_set.protocol"
 TAG_CHECKPOINT = "facenet.checkpoint_sha256"
 TAG_REGISTERED = "facenet.registered_version"
-REQUIREMENTS = ("torch", "torchvision", "timm", "numpy", "pillow", "mlflow", "cloudpickle")
+# What the logged model's code (facenet_core, carried in the model folder) imports to load and
+# serve it, plus cloudpickle for the pytorch flavour and mtcnn for the detector's weight files.
+REQUIREMENTS = (
+    "torch",
+    "torchvision",
+    "timm",
+    "huggingface_hub",
+    "safetensors",
+    "numpy",
+    "pillow",
+    "pandas",
+    "mlflow",
+    "cloudpickle",
+    "pydantic",
+    "pyyaml",
+    "opencv-python-headless",
+    "mtcnn",
+    "lz4",
+    "joblib",
+)
 
 
 def pip_requirements() -> list[str]:
-    """Pinned versions of the packages the logged model needs (facenet-flow itself aside)."""
+    """The packages the logged model needs, at the versions this process runs (facenet-flow itself
+    travels in the model folder as code)."""
     return [f"{name}=={metadata.version(name)}" for name in REQUIREMENTS]
 
 

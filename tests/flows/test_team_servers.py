@@ -2,7 +2,9 @@
 artifacts (`--serve-artifacts`), both on PostgreSQL (SQLite where PostgreSQL is not installed); the
 facenet-train deployment registers the model and `models:/facenet@champion` loads back through the server."""
 
+import base64
 import contextlib
+import io
 import json
 import re
 import sqlite3
@@ -11,15 +13,18 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
 from mlflow import MlflowClient
+from PIL import Image
 from support.processes import BIN, prefect_server, start, stop
 from support.servers import mlflow_server, postgres_cluster, postgres_unavailable, wait_for_mlflow
 from support.tiny import TINY
 
 from facenet_core.fileio import sha256_file
+from facenet_core.tracking.pyfunc import prepare_faces
 from facenet_core.tracking.registry import TAG_CHECKPOINT, TAG_REGISTERED
 from facenet_core.train.checkpoints import load_model_from_checkpoint
 
@@ -33,6 +38,12 @@ def prefect(args: list[str], env: dict, timeout: float = 300) -> subprocess.Comp
     return subprocess.run(
         [str(BIN / "prefect"), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
     )
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def query(connect, sql: str, *params) -> list[tuple]:
@@ -125,9 +136,12 @@ def test_deployment_through_team_servers_registers_and_serves_champion(tmp_path,
                 if process is not None:
                     stop(process)
 
-    shape = embedder.metadata.get_input_schema().inputs[0].shape  # (-1, 3, S, S) from the signature
-    batch = np.random.default_rng(0).standard_normal((3, *shape[1:])).astype(np.float32)
-    embeddings = embedder.predict(batch)
+    contract = embedder.get_raw_model().embedder.contract  # the pyfunc takes base64 photos, or crops
+    size = contract.crop_image_size
+    crops = np.random.default_rng(0).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    images = pd.DataFrame({"image": [base64.b64encode(png_bytes(crop)).decode() for crop in crops]})
+    embeddings = np.array(embedder.predict(images, params={"detect": False}).embedding.tolist())
+    batch = prepare_faces(list(crops), contract.model_dump())
     assert embeddings.shape == (3, TINY["embedding_dimension"])
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-4)
     with torch.inference_mode():

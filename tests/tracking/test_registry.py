@@ -3,15 +3,19 @@ metrics linked to the logged model, alias rules, loading."""
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 import mlflow
 import mlflow.pyfunc
 import mlflow.pytorch
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from mlflow import MlflowClient
+from PIL import Image
 
 from facenet_core.models import create_model
 from facenet_core.tracking.metrics import log_epoch_metrics
@@ -117,20 +121,24 @@ def test_champion_loads_as_pyfunc_and_pytorch_and_embeds(config, tmp_path):
 
     original, _ = load_model_from_checkpoint(tmp_path / "run-a" / "best.pt")
     rng = np.random.default_rng(0)
-    faces = [rng.integers(0, 256, size=(48, 48, 3), dtype=np.uint8) for _ in range(5)]
+    faces = [rng.integers(0, 256, size=(224, 224, 3), dtype=np.uint8) for _ in range(5)]  # crops of the crop size
     contract = {"input_size": 32, "mean": config.normalize_mean, "std": config.normalize_std}
     batch = prepare_faces(faces, contract)
     assert batch.shape == (5, 3, 32, 32) and batch.dtype == np.float32
     with torch.inference_mode():
         expected = original(torch.from_numpy(batch)).numpy()
 
-    embedder = mlflow.pyfunc.load_model("models:/facenet@champion")
-    embeddings = embedder.predict(batch)
+    embedder = mlflow.pyfunc.load_model("models:/facenet@champion")  # photos, or crops with detect=False
+    pngs = []
+    for face in faces:
+        buffer = io.BytesIO()
+        Image.fromarray(face).save(buffer, format="PNG")
+        pngs.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+    out = embedder.predict(pd.DataFrame({"image": pngs}), params={"detect": False})
+    embeddings = np.array(out.embedding.tolist())
     assert embeddings.shape == (5, 16)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(embeddings, expected, atol=1e-5)
-    with pytest.raises(Exception, match="shape"):
-        embedder.predict(np.zeros((2, 3, 40, 40), dtype=np.float32))
 
     module = mlflow.pytorch.load_model("models:/facenet@champion")
     assert not module.training
