@@ -97,10 +97,11 @@ def test_only_rows_of_the_same_set_and_settings_compete(tmp_path):
         ]
     )
     table["missing_train_pairs"] = [None, None, None, 0]  # a column only train_test rows fill
-    new = evaluation(2, 0.70, checkpoint_dir=tmp_path)
+    layout = RunLayout(tmp_path / "run")
+    new = evaluation(2, 0.70, checkpoint_dir=layout.checkpoints)
     history = comparable_evaluations(table, new, "new")
     assert [e.epoch for e in history] == [1, 2]
-    assert history[0].checkpoint == str(epoch_path(tmp_path, 1)) and history[0].eval_set_fingerprint == "f" * 64
+    assert history[0].checkpoint == str(layout.epoch_checkpoint(1)) and history[0].eval_set_fingerprint == "f" * 64
     assert history[0].metrics == {"accuracy": 0.80, "best_distance_threshold": 1.1}  # no NaN left in
     assert best_of(history, "accuracy").epoch == 1  # epoch 0's better row was measured otherwise
 
