@@ -42,8 +42,8 @@ IMAGE_EXTENSIONS = frozenset(
         ".j2k",
     }
 )
-SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
-_WIDE_GREY_MODES = SIXTEEN_BIT_MODES | {"I", "F"}
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+_WIDE_GREY_MODES = _SIXTEEN_BIT_MODES | {"I", "F"}
 
 
 def is_image_name(name: str | os.PathLike) -> bool:
@@ -58,7 +58,7 @@ def _wide_grey(image: Image.Image) -> Image.Image:
     if image.mode == "F":
         if peak <= 1.0:
             values = values * 255.0
-    elif image.mode in SIXTEEN_BIT_MODES or peak > 255.0:
+    elif image.mode in _SIXTEEN_BIT_MODES or peak > 255.0:
         values = values / 257.0
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
 

@@ -185,3 +185,18 @@ def test_open_rgb_leaves_no_file_open(tmp_path):
         image = open_rgb(path)
     assert image.mode == "RGB" and image.size == (4, 4)
     assert getattr(image, "fp", None) is None
+
+
+@pytest.mark.lfw
+def test_lfw_jpegs_decode_as_the_reference_alignment_read_them(lfw_dir):
+    """The crop references were made from PIL's own RGB conversion: on LFW's 8-bit JPEGs the shared
+    decoder gives the same bytes, so the crops do not move."""
+    root = lfw_dir / "lfw-deepfunneled"
+    people = sorted(path for path in root.iterdir() if path.is_dir())[::50]
+    paths = [path for person in people for path in sorted(person.glob("*.jpg"))[:2]]
+    assert len(paths) > 100
+    for path in paths:
+        with Image.open(path) as image:
+            expected = np.asarray(image.convert("RGB"))
+        decoded = load_rgb(path)
+        assert decoded.dtype == np.uint8 and (decoded == expected).all(), path
