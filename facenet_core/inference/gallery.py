@@ -31,6 +31,7 @@ from facenet_core.inference.runtime import OpenedModel
 MODEL_KEY = b"facenet_model"
 DIMENSION_KEY = b"embedding_dimension"
 METRIC_KEY = b"distance_metric"
+DICTIONARY_COLUMNS = ["source", "identity", "model", "status"]
 ROW_GROUP_ROWS = 16384  # 32 MiB of 512-d embeddings: a search streams the table one row group at a time
 
 
@@ -97,7 +98,8 @@ class EmbeddingsWriter:
     def __enter__(self) -> EmbeddingsWriter:
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, self.schema)
+        # Dictionary pages for the repetitive strings only: float embeddings never gain from one.
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, use_dictionary=DICTIONARY_COLUMNS)
         return self
 
     def write(self, rows: Iterable[dict]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,35 +44,48 @@ class Match:
     distance: float
 
 
-def pairwise_distances(queries: torch.Tensor, gallery: torch.Tensor, metric: str) -> torch.Tensor:
-    """Q x B distances: euclidean ||q - g|| (from norms and one matrix product) or cosine 1 - cos(q, g)."""
-    products = queries @ gallery.T
-    query_norms = queries.pow(2).sum(1, keepdim=True)
-    gallery_norms = gallery.pow(2).sum(1)
+def _scores(queries: torch.Tensor, gallery: torch.Tensor, metric: str) -> torch.Tensor:
+    """Q x B scores that order like the distances and cost one matrix product: euclidean, the squared
+    distance |q|^2 + |g|^2 - 2 q.g; cosine, the distance 1 - cos(q, g) itself."""
     if metric == "euclidean":
-        return (query_norms + gallery_norms - 2 * products).clamp_min_(0).sqrt_()
+        scores = torch.addmm(torch.linalg.vector_norm(gallery, dim=1).square_(), queries, gallery.T, alpha=-2)
+        return scores.add_(torch.linalg.vector_norm(queries, dim=1, keepdim=True).square_()).clamp_min_(0)
     if metric == "cosine":
-        return 1 - products / (query_norms.sqrt() * gallery_norms.sqrt()).clamp_min(1e-12)
+        norms = torch.linalg.vector_norm(queries, dim=1, keepdim=True) * torch.linalg.vector_norm(gallery, dim=1)
+        return (queries @ gallery.T).div_(norms.clamp_min_(1e-12)).neg_().add_(1)
     raise ValueError(f"distance metric must be euclidean or cosine, got {metric!r}")
 
 
-def _batch_top_k(distances: torch.Tensor, labels: torch.Tensor, count: int, top_k: int):
-    """Per query, the `top_k` nearest of the batch's `count` labels: (distances, labels, rows), Q x k."""
-    queries, rows = distances.shape
+def _distances(scores: torch.Tensor, metric: str) -> torch.Tensor:
+    """The distances of `_scores`."""
+    return scores.sqrt() if metric == "euclidean" else scores
+
+
+def pairwise_distances(queries: torch.Tensor, gallery: torch.Tensor, metric: str) -> torch.Tensor:
+    """Q x B distances: euclidean ||q - g|| or cosine 1 - cos(q, g), from one matrix product."""
+    return _distances(_scores(queries, gallery, metric), metric)
+
+
+def _batch_top_k(scores: torch.Tensor, labels: torch.Tensor, count: int, top_k: int):
+    """Per query, the `top_k` nearest of the batch's `count` labels: (scores, labels, rows), Q x k."""
+    queries, rows = scores.shape
     index = labels.expand(queries, rows)
-    nearest = torch.full((queries, count), math.inf, device=distances.device)
-    nearest.scatter_reduce_(1, index, distances, reduce="amin")
-    is_nearest = distances == nearest.gather(1, index)
-    positions = torch.arange(rows, device=distances.device).expand(queries, rows)
-    row_of = torch.full((queries, count), -1, dtype=torch.long, device=distances.device)
+    nearest = torch.full((queries, count), math.inf, device=scores.device)
+    nearest.scatter_reduce_(1, index, scores, reduce="amin")
+    is_nearest = scores == nearest.gather(1, index)
+    positions = torch.arange(rows, device=scores.device).expand(queries, rows)
+    row_of = torch.full((queries, count), -1, dtype=torch.long, device=scores.device)
     row_of.scatter_reduce_(1, index, torch.where(is_nearest, positions, -1), reduce="amax")
     values, chosen = nearest.topk(min(top_k, count), dim=1, largest=False)
     return values, chosen, row_of.gather(1, chosen)
 
 
-def _embeddings(column: pa.FixedSizeListArray, dimension: int) -> np.ndarray:
-    """The batch's embeddings as a writable float32 N x D array (torch takes no read-only buffer)."""
-    return np.array(column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dimension))
+def _embeddings(column: pa.FixedSizeListArray, dimension: int, device: torch.device) -> torch.Tensor:
+    """The batch's embeddings, N x D float32 on `device`, read in place from Arrow's buffer (never written)."""
+    values = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dimension)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(values).to(device)
 
 
 def search_gallery(
@@ -103,16 +117,20 @@ def search_gallery(
     query_tensor = torch.from_numpy(queries).to(device)
     best: list[dict[str, Match]] = [{} for _ in queries]
     for batch in pq.ParquetFile(gallery).iter_batches(batch_size=batch_rows, columns=COLUMNS):
-        batch = batch.filter(pc.equal(batch["status"], "ok"))
+        usable = pc.equal(batch["status"], "ok")
+        if not pc.all(usable).as_py():
+            batch = batch.filter(usable)
         if batch.num_rows == 0:
             continue
         for other in pc.unique(batch["model"]).to_pylist():
             _check_model(other, model, gallery)
         labels = pc.coalesce(batch["identity"], batch["source"]).dictionary_encode()
-        vectors = torch.from_numpy(_embeddings(batch["embedding"], info.dimension)).to(device)
+        vectors = _embeddings(batch["embedding"], info.dimension, device)
         codes = torch.from_numpy(labels.indices.to_numpy(zero_copy_only=False).astype(np.int64)).to(device)
-        distances = pairwise_distances(query_tensor, vectors, metric)
-        nearest = _batch_top_k(distances, codes, len(labels.dictionary), top_k)
+        scores, chosen, rows = _batch_top_k(
+            _scores(query_tensor, vectors, metric), codes, len(labels.dictionary), top_k
+        )
+        nearest = (_distances(scores, metric), chosen, rows)
         _merge(best, batch, labels.dictionary, *(t.cpu().numpy() for t in nearest), top_k)
     return [sorted(found.values(), key=lambda match: match.distance) for found in best]
 
