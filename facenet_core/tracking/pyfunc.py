@@ -24,11 +24,14 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facenet_core.tracking.contract import CONTRACT_FILE
+
+if TYPE_CHECKING:  # embedder.py imports this module: no import cycle at run time
+    from facenet_core.inference.embedder import Embedder
 
 BATCH_SIZE = 64
 IMAGE_COLUMN = "image"
@@ -40,9 +43,10 @@ MODEL_CONFIG = {"device": "cpu", "batch_size": BATCH_SIZE}
 
 
 class PhotoEmbedder:
-    """The served model: decodes, detects and crops (or takes crops), then embeds with `embedder`."""
+    """The served model: decodes, detects and crops (or takes crops), then embeds with `embedder`
+    (a `TorchEmbedder` when MLflow loads it; any `Embedder` works)."""
 
-    def __init__(self, embedder: Any, device: str = "cpu") -> None:
+    def __init__(self, embedder: Embedder, device: str = "cpu") -> None:
         self.embedder = embedder
         self.device = device
 

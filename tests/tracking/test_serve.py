@@ -198,7 +198,7 @@ def test_model_loads_and_embeds_where_facenet_flow_is_not_installed(registry, tm
     pins = dict(line.split("==") for line in (model_dir / "requirements.txt").read_text().split())
     assert all(metadata.version(name) == version for name, version in pins.items())
     distributions = metadata.packages_distributions()
-    needed = {dist.lower() for top in outside["imported"] for dist in distributions.get(top, [top])}
+    needed = {dist.lower().replace("_", "-") for top in outside["imported"] for dist in distributions.get(top, [top])}
     needed -= {"facenet-flow", "mlflow-skinny", "mlflow-tracing"}  # the carried code; parts of mlflow
     assert needed <= {name.lower().replace("_", "-") for name in pins}, needed
     assert {"torch", "torchvision", "timm", "numpy", "pillow", "mlflow", "pandas"} <= set(pins)
