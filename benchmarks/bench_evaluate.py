@@ -1,43 +1,148 @@
-"""LFW evaluation on CPU: embedding and metrics timed separately, ours vs the seed's way, same run.
+"""LFW evaluation end to end on CPU: `facenet evaluate` against the seed's way at its defaults, same run.
 
-Embedding: ours embeds each unique image once (`embed_images`); the seed's way loads both images of
-every pair and runs two forward passes per batch of pairs. Both use the same model (ResNet-34, 140 px,
-512-d, random weights: speed does not depend on them), the same batch size and the same files. On a
-shared CPU a subset of the 6,000 pairs (every k-th pair, so all folds are represented) is timed and
-the per-image time extrapolated to the full file: 7,701 unique images for ours, 12,000 for the seed.
+Both sides evaluate the same pairs (every k-th pair of pairs.txt, 600 by default, written as a pairs
+file of 10 folds) on the raw deep-funneled 250x250 JPEGs as they are (resized to 140 px, no crop),
+with the same random ResNet-34 checkpoint in the seed's format (speed does not depend on weights),
+each timed from the checkpoint file to the metrics:
 
-Metrics: the full 6,000-pair problem (real labels and folds, seeded random distances) through the
-vectorised `kfold_metrics` and through the test suite's direct loop over thresholds (the seed's
-definitions, one pass over the pairs per threshold and fold); median of several runs; the two
-results are checked equal.
+- the seed's way (its validate_lfw with its defaults): torch.load and load_state_dict; its LFW
+  dataset (a torchvision ImageFolder over the LFW folder; per pair both images loaded by PIL and
+  transformed with Resize(140), ToTensor, Normalize(its mean/std)); a DataLoader of 200 pairs per
+  batch (lfw_batch_size) with 4 worker processes (num_workers); model(a) and model(b) per batch
+  under no_grad; PairwiseDistance; then the metrics, computed here with our `kfold_metrics` (the
+  seed's definitions, checked equal to its loop in tests/evaluate/test_metrics.py; milliseconds);
+- ours: `facenet evaluate --checkpoint C --lfw L --cropped --pairs P --json --device cpu` in this
+  process, every other option at its default.
 
-    .venv/bin/python benchmarks/bench_evaluate.py [--pairs 600] [--embed_runs 1] [--metric_runs 5]
+Runs alternate (seed, ours, seed, ours, ...); the table gives each side's median, the ratio, both
+accuracies and the largest difference between the two sides' pair distances (ours recomputed
+untimed with `embed_images` at the command's defaults).
+
+Then the metrics alone on the full 6,000-pair problem (real labels and folds, seeded random
+distances): `kfold_metrics` against the test suite's direct loop over thresholds (the seed's
+definitions), median of --metric_runs.
+
+    .venv/bin/python benchmarks/bench_evaluate.py [--pairs 600] [--runs 3] [--metric_runs 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
+import json
+import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.nn import PairwiseDistance
+from torch.utils.data import DataLoader
+from torchvision import datasets
 from torchvision import transforms as T
 
+from facenet_core.config.schema import Config
 from facenet_core.env import disable_telemetry
 from facenet_core.evaluate.embed import embed_images, pair_distances
 from facenet_core.evaluate.metrics import kfold_metrics
 from facenet_core.evaluate.pairs import read_pairs, resolve_pairs
 from facenet_core.fileio import atomic_write_json
 from facenet_core.models import create_model
+from flows.cli import main as facenet
 
 REPO = Path(__file__).resolve().parents[1]
 LFW = REPO.parent / "shared" / "data" / "lfw"
-MEAN, STD = [0.6071, 0.4609, 0.3944], [0.2457, 0.2175, 0.2129]
+SEED_MEAN, SEED_STD = [0.6071, 0.4609, 0.3944], [0.2457, 0.2175, 0.2129]
+SEED_LFW_BATCH_SIZE, SEED_NUM_WORKERS = 200, 4
+
+
+class SeedLFWDataset(datasets.ImageFolder):
+    """The seed's LFWDataset: an ImageFolder over the LFW folder; an item is a pair's two transformed
+    images and its label, loaded by the ImageFolder loader (PIL, converted to RGB)."""
+
+    def __init__(self, root: str, pairs_path: str, transform):
+        super().__init__(root, transform)
+        self.validation_images = []
+        with open(pairs_path) as f:
+            for line in f.readlines()[1:]:
+                pair = line.strip().split()
+                if len(pair) == 3:
+                    path0, path1 = self.image(root, pair[0], pair[1]), self.image(root, pair[0], pair[2])
+                else:
+                    path0, path1 = self.image(root, pair[0], pair[1]), self.image(root, pair[2], pair[3])
+                if os.path.exists(path0) and os.path.exists(path1):
+                    self.validation_images.append((path0, path1, len(pair) == 3))
+
+    @staticmethod
+    def image(root: str, name: str, number: str) -> str:
+        """<root>/<name>/<name>_<nnnn>.jpg, else .png (the seed's add_extension)."""
+        stem = os.path.join(root, name, f"{name}_{int(number):04d}")
+        return stem + ".jpg" if os.path.exists(stem + ".jpg") else stem + ".png"
+
+    def __getitem__(self, index: int):
+        path_1, path_2, issame = self.validation_images[index]
+        return self.transform(self.loader(path_1)), self.transform(self.loader(path_2)), issame
+
+    def __len__(self) -> int:
+        return len(self.validation_images)
+
+
+def seed_way(checkpoint: Path, root: Path, pairs_file: Path, image_size: int) -> tuple[float, np.ndarray]:
+    """The seed's validate_lfw at its defaults: accuracy and the pair distances."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = create_model(state["model_architecture"], state["embedding_dimension"])
+    model.load_state_dict(state["model_state_dict"])
+    transform = T.Compose([T.Resize(size=image_size), T.ToTensor(), T.Normalize(mean=SEED_MEAN, std=SEED_STD)])
+    loader = DataLoader(
+        SeedLFWDataset(str(root), str(pairs_file), transform),
+        batch_size=SEED_LFW_BATCH_SIZE,
+        num_workers=SEED_NUM_WORKERS,
+        shuffle=False,
+    )
+    model.eval()
+    distances, labels = [], []
+    with torch.no_grad():
+        l2_distance = PairwiseDistance(p=2)
+        for data_a, data_b, label in loader:
+            output_a, output_b = model(data_a), model(data_b)
+            distances.append(l2_distance(output_a, output_b).numpy())
+            labels.append(label.numpy())
+    distances, issame = np.concatenate(distances), np.concatenate(labels).astype(bool)
+    metrics = kfold_metrics(distances.astype(np.float64), issame, read_pairs(pairs_file).folds(10))
+    return metrics.summary()["accuracy"], distances
+
+
+def ours(checkpoint: Path, root: Path, pairs_file: Path) -> float:
+    """`facenet evaluate` on the crops as they are, options at their defaults: its accuracy."""
+    out = io.StringIO()
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--lfw", str(root), "--cropped"]
+    with contextlib.redirect_stdout(out):
+        code = facenet([*argv, "--pairs", str(pairs_file), "--json", "--device", "cpu"])
+    if code:
+        raise SystemExit(f"facenet evaluate failed with exit status {code}")
+    return float(json.loads(out.getvalue())["accuracy"])
+
+
+def write_subset(pairs_txt: Path, every: int, out: Path) -> int:
+    """Every `every`-th pair of a 10-fold pairs.txt as a pairs file of its own (10 folds kept)."""
+    lines = pairs_txt.read_text().splitlines()
+    folds, per_class = (int(x) for x in lines[0].split())
+    kept = lines[1::every]
+    if (folds * per_class * 2) % every or per_class % every:
+        raise SystemExit(f"--pairs must keep whole folds: {every} does not divide {per_class}")
+    out.write_text("\n".join([f"{folds}\t{per_class // every}", *kept]) + "\n")
+    return len(kept)
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 def loop_reference():
@@ -48,143 +153,116 @@ def loop_reference():
     return module.loop_kfold
 
 
-class SeedPairs(Dataset):
-    """The seed's LFW dataset shape: both images of a pair decoded and transformed per item."""
-
-    def __init__(self, left: list[Path], right: list[Path], issame: np.ndarray, image_size: int):
-        self.left, self.right, self.issame = left, right, issame
-        self.transform = T.Compose([T.Resize(size=image_size), T.ToTensor(), T.Normalize(mean=MEAN, std=STD)])
-
-    def __len__(self) -> int:
-        return len(self.issame)
-
-    def __getitem__(self, i: int):
-        return self.transform(Image.open(self.left[i])), self.transform(Image.open(self.right[i])), self.issame[i]
-
-
-@torch.inference_mode()
-def seed_way(model, left, right, issame, image_size, batch_size) -> np.ndarray:
-    """Two forward passes per batch of pairs, Euclidean distance per pair."""
-    distances = []
-    for a, b, _ in DataLoader(SeedPairs(left, right, issame, image_size), batch_size=batch_size, shuffle=False):
-        distances.append(torch.nn.functional.pairwise_distance(model(a), model(b)).numpy())
-    return np.concatenate(distances)
-
-
-def timed(fn, *args, **kwargs):
+def timed(fn, *args):
     start = time.perf_counter()
-    out = fn(*args, **kwargs)
+    out = fn(*args)
     return time.perf_counter() - start, out
+
+
+def metrics_section(lfw: Path, runs: int) -> dict:
+    full = read_pairs(lfw / "pairs.txt")
+    issame, folds = full.issame, full.folds(10)
+    distances = np.clip(np.random.default_rng(0).normal(1.0, 0.25, len(issame)) - 0.3 * issame, 0, 3.99)
+    loop_kfold = loop_reference()
+    vec_s, loop_s = [], []
+    for _ in range(runs):
+        seconds, vectorised = timed(kfold_metrics, distances, issame, folds)
+        vec_s.append(seconds)
+        seconds, looped = timed(loop_kfold, distances, issame)
+        loop_s.append(seconds)
+    equal = all(
+        np.allclose(getattr(vectorised, key), looped[key], rtol=0, atol=1e-12)
+        for key in ("accuracy", "precision", "recall", "thresholds", "tar", "far", "tpr", "fpr")
+    )
+    return {"seconds_ours": statistics.median(vec_s), "seconds_loop": statistics.median(loop_s), "equal": equal}
 
 
 def main() -> None:
     disable_telemetry()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", default=str(LFW), help="folder with lfw-deepfunneled/ and pairs.txt")
-    parser.add_argument("--pairs", type=int, default=600, help="pairs timed for embedding (6000: all)")
+    parser.add_argument("--pairs", type=int, default=600, help="pairs evaluated (every k-th of the 6,000)")
     parser.add_argument("--architecture", default="resnet34")
-    parser.add_argument("--image_size", type=int, default=140)
-    parser.add_argument("--batch_size", type=int, default=200)
-    parser.add_argument("--embed_runs", type=int, default=1)
-    parser.add_argument("--metric_runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each side, alternating")
+    parser.add_argument("--metric_runs", type=int, default=5, help="0 skips the metrics section")
     parser.add_argument("--out", default="benchmarks/results/evaluate.json")
     args = parser.parse_args()
 
     lfw = Path(args.lfw)
-    full = resolve_pairs(read_pairs(lfw / "pairs.txt"), lfw / "lfw-deepfunneled")
-    step = max(len(full.pairs) // args.pairs, 1)
-    subset = resolve_pairs(full.pairs.select(full.pairs.index % step == 0), lfw / "lfw-deepfunneled")
-    torch.manual_seed(0)
-    model = create_model(args.architecture, 512).eval()
-    with torch.inference_mode():
-        model(torch.zeros(2, 3, args.image_size, args.image_size))  # warm-up outside the timings
-    ours_s, seed_s = [], []
-    for _ in range(args.embed_runs):
-        seconds, embeddings = timed(
-            embed_images,
+    root = lfw / "lfw-deepfunneled"
+    image_size = Config().image_size
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs_file = Path(tmp) / "pairs.txt"
+        num_pairs = write_subset(lfw / "pairs.txt", 6000 // args.pairs, pairs_file)
+        subset = resolve_pairs(read_pairs(pairs_file), root)
+        torch.manual_seed(0)
+        model = create_model(args.architecture, 512).eval()
+        checkpoint = Path(tmp) / f"model_{args.architecture}.pt"
+        state = {"epoch": 0, "embedding_dimension": 512, "model_architecture": args.architecture}
+        torch.save({**state, "model_state_dict": model.state_dict()}, checkpoint)
+        with torch.inference_mode():  # first-call costs outside the timings, for both layouts
+            model(torch.zeros(2, 3, image_size, image_size))
+            model(torch.zeros(2, 3, image_size, image_size).contiguous(memory_format=torch.channels_last))
+
+        seed_s, ours_s, loads = [], [], []
+        for _ in range(args.runs):
+            loads.append(os.getloadavg()[0])
+            seconds, (seed_accuracy, seed_distances) = timed(seed_way, checkpoint, root, pairs_file, image_size)
+            seed_s.append(seconds)
+            seconds, our_accuracy = timed(ours, checkpoint, root, pairs_file)
+            ours_s.append(seconds)
+        loads.append(os.getloadavg()[0])
+        defaults = Config()
+        embeddings = embed_images(
             model,
             subset.images,
-            image_size=args.image_size,
-            mean=MEAN,
-            std=STD,
-            batch_size=args.batch_size,
+            image_size=image_size,
+            mean=defaults.normalize_mean,
+            std=defaults.normalize_std,
+            batch_size=defaults.eval_batch_size,
             device="cpu",
         )
-        ours_s.append(seconds)
-        left = [subset.images[i] for i in subset.left]
-        right = [subset.images[i] for i in subset.right]
-        seconds, seed_distances = timed(
-            seed_way, model, left, right, subset.pairs.issame, args.image_size, args.batch_size
-        )
-        seed_s.append(seconds)
-    ours_distances = pair_distances(embeddings.vectors, subset.left, subset.right)
-    per_image_ours = statistics.median(ours_s) / len(subset.images)
-    per_image_seed = statistics.median(seed_s) / (2 * len(subset.pairs))
-
-    rng = np.random.default_rng(0)
-    issame, folds = full.pairs.issame, full.pairs.folds(10)
-    distances = np.clip(rng.normal(1.0, 0.25, len(issame)) - 0.3 * issame, 0, 3.99)
-    loop_kfold = loop_reference()
-    vec_s, loop_s = [], []
-    for _ in range(args.metric_runs):
-        seconds, vectorised = timed(kfold_metrics, distances, issame, folds)
-        vec_s.append(seconds)
-        seconds, looped = timed(loop_kfold, distances, issame)
-        loop_s.append(seconds)
-    same_metrics = all(
-        np.allclose(getattr(vectorised, key), looped[key], rtol=0, atol=1e-12)
-        for key in ("accuracy", "precision", "recall", "thresholds", "tar", "far", "tpr", "fpr")
-    )
+        our_distances = pair_distances(embeddings.vectors, subset.left, subset.right)
 
     result = {
-        "architecture": args.architecture,
-        "image_size": args.image_size,
-        "batch_size": args.batch_size,
-        "timed_pairs": len(subset.pairs),
-        "timed_unique_images": len(subset.images),
-        "embed_seconds_ours": statistics.median(ours_s),
-        "embed_seconds_seed": statistics.median(seed_s),
-        "full_unique_images": len(full.images),
-        "full_pairs": len(full.pairs),
-        "full_embed_seconds_ours": per_image_ours * len(full.images),
-        "full_embed_seconds_seed": per_image_seed * 2 * len(full.pairs),
-        "distances_max_abs_diff": float(np.max(np.abs(ours_distances - seed_distances))),
-        "metrics_seconds_ours": statistics.median(vec_s),
-        "metrics_seconds_loop": statistics.median(loop_s),
-        "metrics_equal": bool(same_metrics),
-        "embed_runs": args.embed_runs,
-        "metric_runs": args.metric_runs,
+        "cpu": cpu_name(),
         "torch_threads": torch.get_num_threads(),
+        "architecture": args.architecture,
+        "image_size": image_size,
+        "pairs": num_pairs,
+        "unique_images_ours": len(subset.images),
+        "forward_images_seed": 2 * num_pairs,
+        "seconds_seed": seed_s,
+        "seconds_ours": ours_s,
+        "median_seed": statistics.median(seed_s),
+        "median_ours": statistics.median(ours_s),
+        "accuracy_seed": seed_accuracy,
+        "accuracy_ours": our_accuracy,
+        "distances_max_abs_diff": float(np.max(np.abs(our_distances - seed_distances))),
+        "load_average_1min": loads,
     }
-    result["embed_ratio"] = result["full_embed_seconds_seed"] / result["full_embed_seconds_ours"]
-    result["metrics_ratio"] = result["metrics_seconds_loop"] / result["metrics_seconds_ours"]
-    total_ours = result["full_embed_seconds_ours"] + result["metrics_seconds_ours"]
-    total_seed = result["full_embed_seconds_seed"] + result["metrics_seconds_loop"]
-    result["total_ratio"] = total_seed / total_ours
+    result["ratio"] = result["median_seed"] / result["median_ours"]
+    print(
+        f"{cpu_name()}, torch {torch.get_num_threads()} threads; {args.architecture} {image_size} px; "
+        f"{num_pairs} pairs ({len(subset.images)} unique images; the seed's way: {2 * num_pairs} forward images); "
+        f"load average {min(loads):.1f}-{max(loads):.1f}"
+    )
+    print(f"{'side':<40} {'runs (s)':<24} {'median (s)':>10} {'accuracy':>9}")
+    for name, runs, accuracy in (
+        ("seed's way (4 workers, 200 pairs/batch)", seed_s, seed_accuracy),
+        ("facenet evaluate (defaults)", ours_s, our_accuracy),
+    ):
+        print(f"{name:<40} {' '.join(f'{s:.1f}' for s in runs):<24} {statistics.median(runs):>10.1f} {accuracy:>9.4f}")
+    gap = result["distances_max_abs_diff"]
+    print(f"ratio (seed / ours): {result['ratio']:.2f}; pair distances max |diff| {gap:.1e}")
 
-    print(
-        f"{args.architecture} {args.image_size} px, batch {args.batch_size}, CPU ({torch.get_num_threads()} threads); "
-        f"embedding timed on {len(subset.pairs)} pairs ({len(subset.images)} unique images), "
-        f"extrapolated to {len(full.pairs)} pairs"
-    )
-    print(f"{'stage':<34} {'ours (s)':>10} {'seed way (s)':>13} {'ratio':>7}")
-    print(
-        f"{'embedding, timed subset':<34} {result['embed_seconds_ours']:>10.1f} "
-        f"{result['embed_seconds_seed']:>13.1f} {result['embed_seconds_seed'] / result['embed_seconds_ours']:>7.2f}"
-    )
-    print(
-        f"{'embedding, full LFW (extrapolated)':<34} {result['full_embed_seconds_ours']:>10.1f} "
-        f"{result['full_embed_seconds_seed']:>13.1f} {result['embed_ratio']:>7.2f}"
-    )
-    print(
-        f"{'metrics, 6000 pairs (median)':<34} {result['metrics_seconds_ours']:>10.4f} "
-        f"{result['metrics_seconds_loop']:>13.2f} {result['metrics_ratio']:>7.0f}"
-    )
-    print(f"{'total, full LFW':<34} {total_ours:>10.1f} {total_seed:>13.1f} {result['total_ratio']:>7.2f}")
-    print(
-        f"same distances: max |diff| {result['distances_max_abs_diff']:.2e}; "
-        f"vectorised metrics equal the loop: {same_metrics}"
-    )
+    if args.metric_runs:
+        result["metrics"] = metrics_section(lfw, args.metric_runs)
+        m = result["metrics"]
+        print(
+            f"metrics, 6,000 pairs (median of {args.metric_runs}): kfold_metrics {m['seconds_ours']:.4f} s, "
+            f"direct loop {m['seconds_loop']:.2f} s ({m['seconds_loop'] / m['seconds_ours']:.0f}x), equal: {m['equal']}"
+        )
     atomic_write_json(args.out, result)
 
 

@@ -81,7 +81,7 @@ def evaluate_model(
     device: str = "auto",
     distance_metric: str = "euclidean",
     flip_tta: bool = False,
-    num_workers: int = 0,
+    num_workers: int | None = None,
 ) -> EvalResult:
     """Evaluate `model` on `eval_set`: its root (image folder), pairs, protocol (kfold10 |
     train_test), train_pairs (train_test only) and people_file (keeps only pairs of listed people;

@@ -74,7 +74,13 @@ def register(subparsers) -> None:
     add_flag(
         parser, "distance_metric", choices=get_args(DistanceMetric), default=DEFAULTS.distance_metric, help="distance"
     )
-    add_flag(parser, "num_workers", type=config_range("num_workers"), default=0, help="image decoding worker processes")
+    add_flag(
+        parser,
+        "num_workers",
+        type=config_range("num_workers"),
+        default=None,
+        help="image decoding threads (0: in the main thread; None: one per core, at most 8)",
+    )
     add_flag(parser, "report_dir", default=None, help="also write metrics.parquet and ROC/accuracy PNGs here")
     add_flag(parser, "json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=run)

@@ -1,13 +1,20 @@
-"""Embedding each image once in batches, flip TTA, unreadable images, pair distances."""
+"""Embedding each image once in batches, flip TTA, unreadable images, pair distances; the fast path
+(decoding threads, batched normalisation, channels_last) against the plain per-image transform."""
+
+import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-from facenet_core.data.transforms import eval_transform
-from facenet_core.evaluate.embed import embed_images, pair_distances
+from facenet_core.data.transforms import eval_pixels, eval_transform, normalize_pixels
+from facenet_core.evaluate import embed as embed_module
+from facenet_core.evaluate.embed import decode_threads, embed_images, pair_distances, pixel_batches
 from facenet_core.images import open_rgb
+from facenet_core.models import create_model
 
 MEAN, STD = [0.5, 0.4, 0.3], [0.25, 0.2, 0.2]
 
@@ -66,3 +73,102 @@ def test_pair_distances():
     np.testing.assert_allclose(pair_distances(emb, left, right, "cosine"), [1.0, 0.4, 0.0, 0.0], atol=1e-6)
     with pytest.raises(ValueError, match="distance_metric"):
         pair_distances(emb, left, right, "manhattan")
+
+
+def test_batched_pixels_equal_the_eval_transform_bit_for_bit(face_tree, tmp_path):
+    images = [open_rgb(path) for path in sorted(face_tree.glob("*/*"))]
+    rng = np.random.default_rng(0)
+    images.append(Image.fromarray(rng.integers(0, 256, (30, 17, 3), dtype=np.uint8)))  # not square: squashed
+    images.append(Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8), mode="L"))  # already 12 px
+    images.append(Image.fromarray(rng.integers(0, 256, (25, 25, 4), dtype=np.uint8), mode="RGBA"))
+    for size in (12, 7):
+        expected = torch.stack([eval_transform(size, MEAN, STD)(image) for image in images])
+        pixels = torch.from_numpy(np.stack([eval_pixels(image, size) for image in images]))
+        batched = normalize_pixels(pixels, MEAN, STD)
+        assert batched.dtype == torch.float32 and batched.shape == expected.shape
+        assert torch.equal(batched, expected)
+        assert batched.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_fast_path_equals_the_plain_path(face_tree):
+    """Decoding threads, batched normalisation and channels_last give today's embeddings of a real
+    convolutional network: each image through eval_transform and the model alone, NCHW, no threads."""
+    torch.manual_seed(0)
+    net = create_model("resnet18", 16).eval()
+    paths = sorted(face_tree.glob("*/*"))
+    with torch.inference_mode():
+        plain = np.concatenate([net(eval_transform(32, MEAN, STD)(open_rgb(p))[None]).numpy() for p in paths])
+    runs = [
+        embed_images(net, paths, image_size=32, mean=MEAN, std=STD, batch_size=b, device="cpu", num_workers=w)
+        for b, w in ((5, 0), (5, 3), (64, None))
+    ]
+    for vectors, readable in runs:
+        assert readable.all()
+        np.testing.assert_allclose(vectors, plain, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(runs[0].vectors, runs[1].vectors)  # threads change nothing
+
+
+class RecordingNet(torch.nn.Module):
+    """The colour net's embedding; logs when each forward pass starts and ends."""
+
+    def __init__(self, events):
+        super().__init__()
+        self.events = events
+
+    def forward(self, x):
+        self.events.append("forward")
+        time.sleep(0.05)  # room for a decoding thread to run, were one still busy
+        out = F.normalize(F.adaptive_avg_pool2d(x, (1, 2)).flatten(1), dim=1)
+        self.events.append("forward done")
+        return out
+
+
+def test_cpu_decoding_in_threads_takes_turns_with_the_model(face_tree, monkeypatch):
+    events, threads = [], set()
+
+    def decode(image, size):
+        events.append("decode")
+        threads.add(threading.current_thread().name)
+        return eval_pixels(image, size)
+
+    monkeypatch.setattr(embed_module, "eval_pixels", decode)
+    paths = sorted(face_tree.glob("*/*"))
+    net = RecordingNet(events)
+    embed_images(net, paths, image_size=12, mean=MEAN, std=STD, batch_size=4, device="cpu", num_workers=3)
+    assert threads and all(name.startswith("decode") for name in threads)
+    assert events.count("decode") == 18 and events.count("forward") == 5
+    starts = [i for i, event in enumerate(events) if event == "forward"]
+    for start in starts:  # nothing decoded while a forward pass runs on the CPU
+        assert events[start + 1] == "forward done"
+    assert events[:5] == ["decode"] * 4 + ["forward"]
+
+
+def test_pixel_batches_keep_order_and_mark_unreadable_files(face_tree):
+    paths = sorted(face_tree.glob("*/*"))[:7]
+    paths[3].write_bytes(b"not an image")
+    expected = [eval_pixels(open_rgb(p), 12) if i != 3 else None for i, p in enumerate(paths)]
+    for threads, ahead in ((0, False), (2, False), (2, True)):
+        batches = list(pixel_batches(paths, 12, 3, threads, ahead))
+        assert [len(batch) for batch in batches] == [3, 3, 1]
+        flat = [image for batch in batches for image in batch]
+        assert flat[3] is None
+        for got, want in zip(flat, expected, strict=True):
+            if want is not None:
+                np.testing.assert_array_equal(got, want)
+
+
+def test_ahead_decodes_the_next_batch_while_the_caller_works(face_tree, monkeypatch):
+    decoded = []
+    monkeypatch.setattr(embed_module, "eval_pixels", lambda image, size: decoded.append(1) or np.zeros((size, size, 3)))
+    paths = sorted(face_tree.glob("*/*"))[:6]
+    batches = pixel_batches(paths, 12, 3, 2, ahead=True)
+    next(batches)
+    deadline = time.monotonic() + 10
+    while len(decoded) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(decoded) == 6  # the second batch was decoded before it was asked for
+    batches.close()
+
+
+def test_decode_threads_default():
+    assert 1 <= decode_threads() <= 8
