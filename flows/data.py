@@ -172,8 +172,9 @@ def _resolve(base: Path | None, value: str | None) -> str | None:
     return str((base / path if base is not None and not path.is_absolute() else path).resolve())
 
 
-def eval_set_images(prep: DataPrep, eval_set: EvalSet) -> tuple[dict[str, Any], str]:
-    """An evaluation set ready to evaluate (cropped unless aligned) and its fingerprint."""
+def eval_set_images(prep: DataPrep, eval_set: EvalSet) -> tuple[EvalSet, str]:
+    """An evaluation set ready to evaluate (its images cropped unless aligned, its files resolved to
+    absolute paths) and its fingerprint."""
     cfg, ws = prep.config, prep.workspace
     base = None
     if eval_set.dataset:
@@ -194,13 +195,13 @@ def eval_set_images(prep: DataPrep, eval_set: EvalSet) -> tuple[dict[str, Any], 
             "train_pairs": _resolve(base, eval_set.train_pairs),
             "people_file": _resolve(base, eval_set.people_file),
         }
-    ).model_dump(mode="json")
+    )
     fingerprint = sha256_json(
         {
             "images": images.fingerprint,
-            "pairs": file_fingerprint(resolved["pairs"]),
-            "train_pairs": file_fingerprint(resolved["train_pairs"]),
-            "people": file_fingerprint(resolved["people_file"]),
+            "pairs": file_fingerprint(resolved.pairs),
+            "train_pairs": file_fingerprint(resolved.train_pairs),
+            "people": file_fingerprint(resolved.people_file),
             "protocol": eval_set.protocol,
         }
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from facenet_core.config import EvalSet, load_config
+from facenet_core.config import load_config
 from facenet_core.evaluate.crops import eval_set_raw_root, training_raw_root
 from facenet_core.evaluate.epoch import EpochEvaluation
 from facenet_core.fileio import sha256_file
@@ -55,7 +55,7 @@ def facenet_evaluate(
                 epoch=epoch,
                 checkpoint=path,
                 checkpoint_sha256=sha256_file(path),
-                eval_set=EvalSet.model_validate(eval_set),
+                eval_set=eval_set,
                 eval_set_fingerprint=fingerprint,
                 layout=RunLayout(out_dir),
             )

@@ -25,5 +25,5 @@ def facenet_prepare_data(preset: str = DEFAULT_PRESET, overrides: ConfigOverride
     return {
         "manifest": str(data.manifest.path),
         "manifest_fingerprint": data.fingerprint,
-        "eval_sets": {s["name"]: {"root": s["root"], "fingerprint": fp} for s, fp in eval_sets},
+        "eval_sets": {s.name: {"root": s.root, "fingerprint": fp} for s, fp in eval_sets},
     }

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
-from facenet_core.config import Config, EvalSet, load_config, save_config
+from facenet_core.config import Config, load_config, save_config
 from facenet_core.data.triplets import TripletParams
 from facenet_core.evaluate.epoch import EpochEvaluation
 from facenet_core.evaluate.selection import Evaluation
@@ -104,13 +104,12 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
     key, run_dir = plan.run_key, plan.run_dir
     save_config(cfg, plan.layout.config)
     logger.info("run %s in %s (manifest %s)", key, run_dir, data.fingerprint[:12])
-    evaluated_sets = [(EvalSet.model_validate(s), fingerprint) for s, fingerprint in eval_sets]
     tracking = stages.call(
         tracking_tasks.open_tracking_run,
         config=cfg,
         run_key=key,
         manifest_fingerprint=data.fingerprint,
-        eval_sets=evaluated_sets,
+        eval_sets=eval_sets,
         flow_run_id=str(flow_run.id or ""),
         run_dir=run_dir,
         preprocessing=data.preprocessing,
@@ -120,7 +119,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
     evaluations: list[Evaluation] = []
     skipped: list[EpochEvaluation] = []  # epochs whose weights checkpoint_retention deleted
     for trained in train_epochs(cfg, ws, data, plan, stages, tracking):
-        for eval_set, fingerprint in evaluated_sets:
+        for eval_set, fingerprint in eval_sets:
             evaluated = stages.call(
                 evaluate_epoch,
                 workspace=ws,
@@ -143,7 +142,7 @@ def facenet_train(preset: str = DEFAULT_PRESET, overrides: ConfigOverrides | Non
         config=cfg,
         tracking=tracking,
         evaluations=evaluations,
-        eval_sets=[s for s, _ in evaluated_sets],
+        eval_sets=[s for s, _ in eval_sets],
         manifest_fingerprint=data.fingerprint,
         run_dir=run_dir,
         preprocessing=data.preprocessing,

@@ -49,3 +49,21 @@ def test_triplets_file_first_epoch_only_and_fresh_optimizer_tagged(tiny_preset, 
     assert _triplets_used(resumed_dir, 1) == str(saved)  # the run's first epoch is 1
     tags = MlflowClient(resumed["tracking_uri"]).get_run(resumed["tracking_run_id"]).data.tags
     assert tags[TAG_FRESH_OPTIMIZER].startswith(f"epoch 1: {lone} holds no optimizer state")
+
+
+def test_the_flow_continues_a_run_that_facenet_train_went_on_with(tiny_preset):
+    """One resume rule: epochs the run folder holds (here trained by `facenet train`, outside the
+    flow's cache) are taken as they are, not trained again."""
+    from flows.cli import main
+
+    first = run_in_process(tiny_preset, {"run_name": "shared", "epochs": 1})
+    run_dir = Path(first["run_dir"])
+    manifest = load_config(run_dir / "config.yaml").manifest_path
+    assert main(["train", "--preset", str(tiny_preset), "--run_name", "shared", "--manifest_path", manifest]) == 0
+    epoch_1 = run_dir / "checkpoints" / "epoch_1.pt"
+    trained_by_command = epoch_1.stat().st_mtime_ns
+
+    second = run_in_process(tiny_preset, {"run_name": "shared"})
+    assert epoch_1.stat().st_mtime_ns == trained_by_command  # taken from the folder, not trained again
+    assert [e["epoch"] for e in second["evaluations"]] == [0, 1]
+    assert second["registered"]["epoch"] in (0, 1)
