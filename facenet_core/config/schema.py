@@ -149,7 +149,7 @@ class DatasetConfig(_Strict):
 
 
 class EvalSet(_Strict):
-    """An evaluation set: images, pairs file and protocol (DESIGN.md contracts)."""
+    """An evaluation set: images, pairs file and protocol (docs/ARCHITECTURE.md, "Stage contracts")."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     dataset: str | None = Field(None, description="when set, root and pairs are relative to raw/<dataset>")

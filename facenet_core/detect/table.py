@@ -1,4 +1,4 @@
-"""The detections table: one row per source image, per shard and merged (DESIGN.md's contract plus
+"""The detections table: one row per source image, per shard and merged (docs/ARCHITECTURE.md contract plus
 `reason`: why a row is not `ok`, null when it is)."""
 
 from __future__ import annotations

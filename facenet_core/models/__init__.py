@@ -9,11 +9,10 @@ import torch
 import torchvision
 from torch import nn
 
+from facenet_core.config.schema import ARCHITECTURES
 from facenet_core.models.head import EmbeddingHead
 from facenet_core.models.pretrained import load_backbone_weights, timm_cache_path, torchvision_cache_path
 
-TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-ARCHITECTURES = (*TORCHVISION_RESNETS, "mobilenetv2", "inceptionresnetv2")
 TIMM_NAMES = {"inceptionresnetv2": "inception_resnet_v2"}
 TORCHVISION_NAMES = {"mobilenetv2": "mobilenet_v2"}
 
@@ -48,7 +47,7 @@ def _cached_weights_file(architecture: str, backbone: nn.Module) -> Path:
 
 
 def _attach_head(backbone: nn.Module, architecture: str, embedding_dimension: int) -> nn.Module:
-    if architecture in TORCHVISION_RESNETS:
+    if architecture.startswith("resnet"):
         backbone.fc = EmbeddingHead(backbone.fc.in_features, embedding_dimension)
     elif architecture == "mobilenetv2":
         # The seed replaced the whole classifier (dropout included) with the bias-free linear layer.

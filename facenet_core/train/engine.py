@@ -1,4 +1,4 @@
-"""One training epoch: the unit of caching and resume (DESIGN.md).
+"""One training epoch: the unit of caching and resume (docs/ARCHITECTURE.md).
 
 train_epoch(config, epoch, triplets_path, checkpoint_in, run_dir) trains on the epoch's triplets
 and writes runs/<key>/checkpoints/epoch_<e>.pt (weights), last.pt (full state) and
