@@ -12,6 +12,16 @@ from facenet_core.config.stages import stage_values
 from facenet_core.fileio import sha256_json
 from facenet_core.safepath import safe_child
 
+# Names of the files in a checkpoints/ folder: a run's (RunLayout), or any folder the checkpoint
+# functions (train/checkpoints.py, train/state.py) are given.
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+
+
+def epoch_checkpoint_name(epoch: int) -> str:
+    """epoch_<e>.pt: the weights of one epoch."""
+    return f"epoch_{epoch}.pt"
+
 
 @dataclass(frozen=True)
 class RunLayout:
@@ -42,15 +52,15 @@ class RunLayout:
         return self.run_dir / "checkpoints"
 
     def epoch_checkpoint(self, epoch: int) -> Path:
-        return self.checkpoints / f"epoch_{epoch}.pt"
+        return self.checkpoints / epoch_checkpoint_name(epoch)
 
     @property
     def last(self) -> Path:
-        return self.checkpoints / "last.pt"
+        return self.checkpoints / LAST_CHECKPOINT
 
     @property
     def best(self) -> Path:
-        return self.checkpoints / "best.pt"
+        return self.checkpoints / BEST_CHECKPOINT
 
     def triplets(self, epoch: int) -> Path:
         return self.run_dir / "triplets" / f"epoch_{epoch}.npy"

@@ -18,6 +18,7 @@ from torch import nn
 
 from facenet_core.errors import UserError
 from facenet_core.fileio import atomic_path
+from facenet_core.workspace import BEST_CHECKPOINT, LAST_CHECKPOINT, epoch_checkpoint_name
 
 SEED_KEYS = (
     "epoch",
@@ -50,7 +51,7 @@ def _numpy_globals() -> list:
 
 def epoch_path(checkpoint_dir: str | os.PathLike, epoch: int) -> Path:
     """runs/<key>/checkpoints/epoch_<e>.pt"""
-    return Path(checkpoint_dir) / f"epoch_{epoch}.pt"
+    return Path(checkpoint_dir) / epoch_checkpoint_name(epoch)
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -165,7 +166,7 @@ def prune_epochs(checkpoint_dir: str | os.PathLike, retention: int | None) -> li
     if retention is None:
         return []
     checkpoint_dir = Path(checkpoint_dir)
-    best_epoch = stored_epoch(checkpoint_dir / "best.pt")
+    best_epoch = stored_epoch(checkpoint_dir / BEST_CHECKPOINT)
     epochs = sorted(
         (int(match.group(1)), path)
         for path in checkpoint_dir.glob("epoch_*.pt")
@@ -180,7 +181,7 @@ def prune_epochs(checkpoint_dir: str | os.PathLike, retention: int | None) -> li
 def pruned_by_retention(path: str | os.PathLike) -> bool:
     """True for a missing epoch_<e>.pt whose run goes on (last.pt present): `prune_epochs` removed it."""
     path = Path(path)
-    return bool(EPOCH_FILE.match(path.name)) and not path.exists() and (path.parent / "last.pt").is_file()
+    return bool(EPOCH_FILE.match(path.name)) and not path.exists() and (path.parent / LAST_CHECKPOINT).is_file()
 
 
 def weights_of_epoch(checkpoint: str | os.PathLike, epoch: int) -> Path:
@@ -189,7 +190,7 @@ def weights_of_epoch(checkpoint: str | os.PathLike, epoch: int) -> Path:
     path = Path(checkpoint)
     if path.is_file():
         return path
-    best = path.parent / "best.pt"
+    best = path.parent / BEST_CHECKPOINT
     if stored_epoch(best) == epoch:
         return best
     raise FileNotFoundError(f"weights of epoch {epoch} are gone: {path} was deleted and best.pt holds another epoch")
@@ -204,11 +205,11 @@ def record_evaluation(
     The per-epoch file is left untouched: it is a finished stage's output, identified by its sha256.
     """
     checkpoint_dir = Path(checkpoint_dir)
-    last = checkpoint_dir / "last.pt"
+    last = checkpoint_dir / LAST_CHECKPOINT
     last_is_epoch = stored_epoch(last) == epoch
     state = load_checkpoint(last if last_is_epoch else epoch_path(checkpoint_dir, epoch))
     state["best_distance_threshold"] = float(best_distance_threshold)
     if last_is_epoch:
         save_checkpoint(last, state)
     if is_best:
-        save_checkpoint(checkpoint_dir / "best.pt", state)
+        save_checkpoint(checkpoint_dir / BEST_CHECKPOINT, state)

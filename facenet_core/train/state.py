@@ -18,6 +18,7 @@ from facenet_core.models import create_model, unwrap_model
 from facenet_core.train.checkpoints import TRAINING_STATE_KEYS, load_checkpoint, load_weights, stored_epoch
 from facenet_core.train.optim import make_optimizer, make_scheduler, set_base_lr, set_position
 from facenet_core.train.rng import capture_rng, restore_rng
+from facenet_core.workspace import BEST_CHECKPOINT, LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def with_training_state(checkpoint: dict[str, Any], path: str | os.PathLike) -> 
     path = Path(path)
     if checkpoint.get("optimizer_model_state_dict") or not path.name.startswith("epoch_"):
         return checkpoint, path
-    for name in ("last.pt", "best.pt"):
+    for name in (LAST_CHECKPOINT, BEST_CHECKPOINT):
         sibling = path.parent / name
         if stored_epoch(sibling) != checkpoint.get("epoch"):
             continue
