@@ -2,9 +2,11 @@
 
 Images are decoded and resized to uint8 pixels by a pool of threads (PIL releases the GIL while it
 decodes and resizes), then normalised a whole batch at a time: no per-image torch operation runs
-beside the model's threads. On CPU the decoding of a batch and the forward pass take turns, each with
-every core, and the batch goes through the model in channels_last memory (oneDNN's fast layout); on
-an accelerator the next batch is decoded while the current one runs.
+beside the model. On CPU, decoding a batch and embedding it take turns, each with every core: the
+batch, in channels_last memory (oneDNN's fast layout), is cut into one part per torch thread and
+each part runs on one core in a thread of its own, so the cores never wait for each other inside a
+layer as torch's own threads do (which costs most on busy cores). On an accelerator the next batch
+is decoded while the current one runs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import NamedTuple, get_args
 
 import numpy as np
@@ -25,6 +28,7 @@ from facenet_core.config.schema import DistanceMetric
 from facenet_core.data.transforms import eval_pixels, normalize_pixels
 from facenet_core.devices import resolve_device
 from facenet_core.images import open_rgb
+from facenet_core.torch_settings import ONE_TORCH_THREAD
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,37 @@ def pixel_batches(
                 pending = submit(chunks[index + 1])
 
 
+def _embed(model: nn.Module, images: torch.Tensor, flip_tta: bool) -> torch.Tensor:
+    embeddings = model(images)
+    if flip_tta:
+        embeddings = F.normalize(embeddings + model(torch.flip(images, dims=[3])), dim=1)
+    return embeddings
+
+
+def _embed_on_one_core(model: nn.Module, flip_tta: bool, images: torch.Tensor) -> torch.Tensor:
+    """`_embed` with one torch thread, in the calling thread (inference mode is per thread)."""
+    with ONE_TORCH_THREAD, torch.inference_mode():
+        return _embed(model, images, flip_tta)
+
+
+class _CpuCores:
+    """One thread per torch thread, each embedding its part of a batch on one core."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.pool = ThreadPoolExecutor(count, thread_name_prefix="embed") if count > 1 else None
+
+    def embed(self, model: nn.Module, images: torch.Tensor, flip_tta: bool) -> torch.Tensor:
+        if self.pool is None:
+            return _embed(model, images, flip_tta)
+        parts = images.chunk(min(self.count, len(images)))
+        return torch.cat(list(self.pool.map(partial(_embed_on_one_core, model, flip_tta), parts)))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
 @torch.inference_mode()
 def embed_images(
     model: nn.Module,
@@ -97,21 +132,24 @@ def embed_images(
     num_workers: int | None = None,
     progress: bool | None = None,
 ) -> Embeddings:
-    """Embed each image once, `batch_size` images per forward pass, with the eval transform.
+    """Embed each image once, `batch_size` images at a time, with the eval transform.
 
     With `flip_tta` the embedding is the L2-normalised sum of the image's and its mirror's
     embeddings. Unreadable files are logged and marked in `readable` (their rows are zeros).
-    `num_workers`: decoding threads (0: decode in this thread; None: `decode_threads()`).
+    `num_workers`: decoding threads (0: decode in this thread; None: `decode_threads()`). On CPU a
+    batch is embedded in `torch.get_num_threads()` parts at once, one core each.
     `progress`: a tqdm bar over the images on stderr (images/s, ETA); None: only when stderr is a terminal.
     """
     device = resolve_device(device)
+    on_cpu = device.type == "cpu"
     threads = decode_threads() if num_workers is None else num_workers
     was_training = model.training
     model.eval().to(device)
     out: np.ndarray | None = None
     readable = np.zeros(len(paths), dtype=bool)
     bar = tqdm(total=len(paths), desc="embed", unit="img", disable=None if progress is None else not progress)
-    batches = pixel_batches(list(paths), image_size, batch_size, threads, ahead=device.type != "cpu")
+    batches = pixel_batches(list(paths), image_size, batch_size, threads, ahead=not on_cpu)
+    cores = _CpuCores(torch.get_num_threads() if on_cpu else 1)
     try:
         for start, pixels in zip(range(0, len(paths), batch_size), batches, strict=True):
             bar.update(len(pixels))
@@ -120,17 +158,16 @@ def embed_images(
                 continue
             batch = torch.from_numpy(np.stack([image for image in pixels if image is not None]))
             images = normalize_pixels(batch.to(device, non_blocking=True), mean, std)
-            if device.type != "cpu":
+            if not on_cpu:
                 images = images.contiguous()  # channels_last is measured faster on CPU only
-            embeddings = model(images)
-            if flip_tta:
-                embeddings = F.normalize(embeddings + model(torch.flip(images, dims=[3])), dim=1)
+            embeddings = cores.embed(model, images, flip_tta)
             if out is None:
                 out = np.zeros((len(paths), embeddings.shape[1]), dtype=np.float32)
             out[indices] = embeddings.float().cpu().numpy()
             readable[indices] = True
     finally:
         batches.close()
+        cores.close()
         bar.close()
         model.train(was_training)
     if out is None:

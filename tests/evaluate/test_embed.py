@@ -1,6 +1,7 @@
 """Embedding each image once in batches, flip TTA, unreadable images, pair distances; the fast path
 (decoding threads, batched normalisation, channels_last) against the plain per-image transform."""
 
+import re
 import threading
 import time
 
@@ -28,15 +29,26 @@ def reference_embedding(net, path, size=12, flip=False):
     return out[0].numpy()
 
 
-def test_each_image_once_in_batches(face_tree, colour_net):
+@pytest.fixture(params=[1, 2], ids=["1-torch-thread", "2-torch-threads"])
+def torch_threads(request):
+    saved = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(saved)
+
+
+def test_each_image_once_in_batches(face_tree, colour_net, torch_threads):
     paths = sorted(face_tree.glob("*/*"))
     out, readable = embed_images(colour_net, paths, image_size=12, mean=MEAN, std=STD, batch_size=4, device="cpu")
     assert readable.all()
     assert out.shape == (18, 6) and out.dtype == np.float32
-    assert colour_net.batches == [4, 4, 4, 4, 2]
+    # each batch of 4 (the last of 2) is embedded in one part per torch thread
+    parts = {1: [4, 4, 4, 4, 2], 2: [2] * 8 + [1, 1]}[torch_threads]
+    assert sorted(colour_net.batches, reverse=True) == parts
     for i in (0, 7, 17):
         np.testing.assert_allclose(out[i], reference_embedding(colour_net, paths[i]), atol=1e-6)
     assert colour_net.training  # the model's mode is restored
+    assert torch.get_num_threads() == torch_threads  # and the caller's torch thread count
 
 
 def test_flip_tta_sums_both_views(face_tree, colour_net):
@@ -109,38 +121,44 @@ def test_fast_path_equals_the_plain_path(face_tree):
 
 
 class RecordingNet(torch.nn.Module):
-    """The colour net's embedding; logs when each forward pass starts and ends."""
+    """The colour net's embedding; logs each forward pass's start ("F") and end ("f"), its thread and
+    the torch thread count it ran with."""
 
     def __init__(self, events):
         super().__init__()
         self.events = events
+        self.runs: list[tuple[str, int]] = []
 
     def forward(self, x):
-        self.events.append("forward")
+        self.events.append("F")
+        self.runs.append((threading.current_thread().name, torch.get_num_threads()))
         time.sleep(0.05)  # room for a decoding thread to run, were one still busy
         out = F.normalize(F.adaptive_avg_pool2d(x, (1, 2)).flatten(1), dim=1)
-        self.events.append("forward done")
+        self.events.append("f")
         return out
 
 
-def test_cpu_decoding_in_threads_takes_turns_with_the_model(face_tree, monkeypatch):
-    events, threads = [], set()
+def test_cpu_decoding_and_embedding_take_turns_each_on_every_core(face_tree, monkeypatch, torch_threads):
+    events, decoders = [], set()
 
     def decode(image, size):
-        events.append("decode")
-        threads.add(threading.current_thread().name)
+        events.append("d")
+        decoders.add(threading.current_thread().name)
         return eval_pixels(image, size)
 
     monkeypatch.setattr(embed_module, "eval_pixels", decode)
     paths = sorted(face_tree.glob("*/*"))
     net = RecordingNet(events)
     embed_images(net, paths, image_size=12, mean=MEAN, std=STD, batch_size=4, device="cpu", num_workers=3)
-    assert threads and all(name.startswith("decode") for name in threads)
-    assert events.count("decode") == 18 and events.count("forward") == 5
-    starts = [i for i, event in enumerate(events) if event == "forward"]
-    for start in starts:  # nothing decoded while a forward pass runs on the CPU
-        assert events[start + 1] == "forward done"
-    assert events[:5] == ["decode"] * 4 + ["forward"]
+    assert decoders and all(name.startswith("decode") for name in decoders)
+    # a batch is decoded, then embedded in one part per torch thread; nothing is decoded meanwhile
+    parts = "Ff" if torch_threads == 1 else "(FFff|FfFf)"
+    assert re.fullmatch(f"(dddd{parts}){{4}}dd{parts}", "".join(events)), "".join(events)
+    if torch_threads == 1:
+        assert {count for _, count in net.runs} == {1} and {name for name, _ in net.runs} == {"MainThread"}
+    else:  # one core each: parts in threads of their own, one torch thread each
+        assert all(name.startswith("embed") and count == 1 for name, count in net.runs)
+    assert torch.get_num_threads() == torch_threads
 
 
 def test_pixel_batches_keep_order_and_mark_unreadable_files(face_tree):
