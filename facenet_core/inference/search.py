@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,6 +89,24 @@ def _embeddings(column: pa.FixedSizeListArray, dimension: int, device: torch.dev
         return torch.from_numpy(values).to(device)
 
 
+def gallery_batches(gallery: str | os.PathLike, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The rows of an embeddings table, at most `batch_rows` at a time: whole row groups read
+    together up to `batch_rows` rows (a larger row group is read alone and sliced), so memory holds
+    one batch, never the table (pyarrow's `iter_batches` reads ahead far beyond its batch size)."""
+    parquet = pq.ParquetFile(gallery)
+    groups: list[int] = []
+    rows = 0
+    for index in range(parquet.num_row_groups):
+        size = parquet.metadata.row_group(index).num_rows
+        if groups and rows + size > batch_rows:
+            yield from parquet.read_row_groups(groups, columns=COLUMNS).combine_chunks().to_batches(batch_rows)
+            groups, rows = [], 0
+        groups.append(index)
+        rows += size
+    if groups:
+        yield from parquet.read_row_groups(groups, columns=COLUMNS).combine_chunks().to_batches(batch_rows)
+
+
 def search_gallery(
     queries: np.ndarray,
     gallery: str | os.PathLike,
@@ -116,7 +135,7 @@ def search_gallery(
     device = resolve_device(device)
     query_tensor = torch.from_numpy(queries).to(device)
     best: list[dict[str, Match]] = [{} for _ in queries]
-    for batch in pq.ParquetFile(gallery).iter_batches(batch_size=batch_rows, columns=COLUMNS):
+    for batch in gallery_batches(gallery, batch_rows):
         usable = pc.equal(batch["status"], "ok")
         if not pc.all(usable).as_py():
             batch = batch.filter(usable)

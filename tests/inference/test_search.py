@@ -12,7 +12,7 @@ from support.cli import assert_one_line_error, invoke
 from facenet_core.errors import UserError
 from facenet_core.fileio import sha256_file
 from facenet_core.inference.gallery import EmbeddingsWriter
-from facenet_core.inference.search import search_gallery
+from facenet_core.inference.search import gallery_batches, search_gallery
 
 MODEL = "sha256:" + "ab" * 32
 DIMENSION = 8
@@ -76,6 +76,16 @@ def test_top_k_equals_brute_force_whatever_the_batch_size(gallery, metric, batch
         for match in matches:  # the face reported is the label's nearest one
             row = next(r for r in rows if r["source"] == match.source)
             assert (row["identity"] or row["source"]) == match.label and match.identity == row["identity"]
+
+
+@pytest.mark.parametrize("batch_rows", [3, 7, 10, 100])
+def test_gallery_batches_hold_at_most_batch_rows_and_every_row_once(gallery, batch_rows):
+    path, rows = gallery
+    batches = list(gallery_batches(path, batch_rows))
+    assert all(batch.num_rows <= batch_rows for batch in batches)
+    assert [source for batch in batches for source in batch["source"].to_pylist()] == [r["source"] for r in rows]
+    if batch_rows >= 7:  # whole row groups of 7 rows read together
+        assert len(batches) == -(-40 // (batch_rows // 7 * 7))
 
 
 def test_top_k_larger_than_the_gallery_lists_every_identity(gallery):
