@@ -165,7 +165,7 @@ def crop_tree(
         cleaned = remove_root_temporaries(output_root)
         plan = plan_crop(input_root, output_root, shard_size)
         totals: Counter = Counter(cleaned=cleaned)
-        workers = min(options.resolved_workers(), len(plan.shards))
+        workers = options.worker_processes(len(plan.shards))
         if progress is not None:
             progress.reset(total=image_count(input_root, plan.shards))
         if workers <= 1:
