@@ -41,7 +41,7 @@ def register(subparsers) -> None:
         "--batch-rows",
         type=ranged({"ge": 1}),
         default=32768,
-        help="gallery rows compared at a time (memory: about rows x (4 x dimension + 24 x queries) bytes)",
+        help="gallery rows read and compared at a time: memory grows with it, not with the gallery",
     )
     parser.set_defaults(func=run)
 
