@@ -40,6 +40,8 @@ DEFAULT_CROP_SIZE = CropOptions().image_size
 DEFAULT_CROP_MARGIN = CropOptions().margin
 URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 FAR_SPEC = re.compile(r"^far(.+)$")
+RUN_MODEL_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-f]+)/(?P<name>[A-Za-z0-9_.-]+)/?$")
+REGISTERED_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[0-9]+))/?$")
 
 Triple = tuple[float, float, float]
 Positive = Annotated[float, Field(gt=0)]
@@ -171,14 +173,37 @@ def _from_mlflow(uri: str, device: torch.device, tracking_uri: str | None) -> Lo
 
     with tempfile.TemporaryDirectory(prefix="facenet-model-") as folder:
         try:
+            location = _registered_location(uri, tracking_uri) if tracking_uri else uri
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=folder, tracking_uri=tracking_uri, registry_uri=tracking_uri
+                artifact_uri=location, dst_path=folder, tracking_uri=tracking_uri, registry_uri=tracking_uri
             )
         except MlflowException as error:
             store = tracking_uri or mlflow.get_tracking_uri()
             raise UserError(f"model {uri} cannot be fetched from {store}: {error.message}") from None
         loaded = _from_model_folder(Path(local), device, uri)
     return loaded
+
+
+def _registered_location(uri: str, tracking_uri: str) -> str:
+    """Where the files of a registered version (`models:/<name>@<alias>`, `models:/<name>/<n>`) or of
+    a run's logged model (`runs:/<run_id>/<name>`) lie, read from `tracking_uri`'s store: MLflow
+    resolves those URIs against its process-wide store only. Any other URI is returned as it is."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    registered, logged = REGISTERED_URI.match(uri), RUN_MODEL_URI.match(uri)
+    if registered is not None:
+        name, alias, version = registered.group("name", "alias", "version")
+        if alias is not None:
+            version = client.get_model_version_by_alias(name, alias).version
+        return client.get_model_version_download_uri(name, version)
+    if logged is not None:
+        run = client.get_run(logged.group("run_id"))
+        condition = f"source_run_id = '{run.info.run_id}' AND name = '{logged.group('name')}'"
+        models = client.search_logged_models([run.info.experiment_id], filter_string=condition, max_results=1)
+        if models:
+            return models[0].artifact_location
+    return uri
 
 
 def _from_model_folder(folder: Path, device: torch.device, source: str) -> LoadedModel:

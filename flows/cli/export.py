@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from flows.cli.args import HelpFormatter
-from flows.cli.model_options import add_model_arguments, model_source
+from flows.cli.model_options import add_model_arguments, model_source, tracking_uri_of
 
 EPILOG = """example:
   facenet export --checkpoint best.pt --out facenet.onnx
@@ -32,6 +32,6 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from facenet_core.inference.runtime import export_model
 
-    path, identity = export_model(model_source(args), args.out, device=args.device, tracking_uri=args.tracking_uri)
+    path, identity = export_model(model_source(args), args.out, device=args.device, tracking_uri=tracking_uri_of(args))
     print(f"wrote {path} (model {identity})")
     return 0

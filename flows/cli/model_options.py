@@ -32,8 +32,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, runtime: bool = True
         "--tracking_uri",
         "--tracking-uri",
         default=None,
-        help="MLflow tracking server or store of a models:/ URI (None: MLFLOW_TRACKING_URI, else ./mlruns)",
+        help="MLflow tracking server or store of a models:/ or runs:/ URI (default: MLFLOW_TRACKING_URI, "
+        "else the --workspace's store, where `facenet demo` and `facenet run` register)",
     )
+    parser.add_argument("--workspace", default="./workspace", help="workspace whose MLflow store holds the model")
     if runtime:
         parser.add_argument(
             "--runtime",
@@ -59,8 +61,16 @@ def open_model_from_args(args: argparse.Namespace) -> OpenedModel:
         model_source(args),
         runtime=getattr(args, "runtime", None),
         device=args.device,
-        tracking_uri=args.tracking_uri,
+        tracking_uri=tracking_uri_of(args),
     )
+
+
+def tracking_uri_of(args: argparse.Namespace) -> str:
+    """--tracking_uri, else MLFLOW_TRACKING_URI, else the --workspace's SQLite store (never ./mlflow.db)."""
+    from facenet_core.config import Config
+    from facenet_core.tracking.uri import resolve_tracking
+
+    return args.tracking_uri or resolve_tracking(Config(workspace=args.workspace))[0]
 
 
 def crop_options(opened: OpenedModel, args: argparse.Namespace, **settings) -> CropOptions:

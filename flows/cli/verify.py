@@ -8,7 +8,7 @@ from flows.cli.args import HelpFormatter
 from flows.cli.model_options import THRESHOLD_HELP, add_model_arguments, box_text, crop_options, open_model_from_args
 
 EPILOG = """example:
-  facenet verify alice.jpg bob.jpg --model models:/facenet@champion --tracking_uri sqlite:///workspace/mlflow.db
+  facenet verify alice.jpg bob.jpg --model models:/facenet@champion   # registered in ./workspace
 
 output (the first line is always `distance <value>`):
   distance 0.734215

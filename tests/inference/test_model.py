@@ -160,6 +160,11 @@ def test_a_registered_model_loads_by_alias_with_its_contract(tmp_path, project_c
     run_id = open_run(config, "run-a")
     registered = register_best(config, run_id, project_checkpoint, metrics, "a" * 64)
     uri = resolve_tracking(config)[0]
+    import mlflow
+
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # the process-wide store is another one:
+    mlflow.set_tracking_uri(elsewhere)  # the model must come from `tracking_uri`'s registry
+    mlflow.set_registry_uri(elsewhere)
 
     loaded = load_model("models:/facenet@champion", tracking_uri=uri)
     assert (loaded.kind, loaded.source) == ("mlflow", "models:/facenet@champion")
@@ -177,8 +182,7 @@ def test_a_registered_model_loads_by_alias_with_its_contract(tmp_path, project_c
     with pytest.raises(UserError, match="model models:/facenet@nobody cannot be fetched from"):
         load_model("models:/facenet@nobody", tracking_uri=uri)
 
-    import mlflow
-
+    mlflow.set_registry_uri(uri)  # MLflow's own download reads the process-wide registry
     folder = mlflow.artifacts.download_artifacts(
         registered["model_uri"], dst_path=str(tmp_path / "m"), tracking_uri=uri
     )
