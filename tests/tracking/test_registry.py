@@ -17,6 +17,7 @@ import torch
 from mlflow import MlflowClient
 from PIL import Image
 
+from facenet_core.evaluate.selection import Evaluation
 from facenet_core.models import create_model
 from facenet_core.tracking.metrics import log_epoch_metrics
 from facenet_core.tracking.pyfunc import prepare_faces, read_contract
@@ -77,7 +78,8 @@ def test_champion_loads_as_pyfunc_and_pytorch_and_embeds(config, tmp_path):
         assert log_epoch_metrics(run_id, epoch, "lfw", metrics(accuracy), run_dir=run_dir)
     view1 = {**metrics(0.75), "num_pairs": 1000}
     assert log_epoch_metrics(run_id, 2, "view1", view1, run_dir=run_dir)
-    first = register(config, tmp_path, "run-a", accuracy=0.8, other_evaluations=[("view1", "b" * 64, view1)])
+    on_view1 = Evaluation(epoch=2, eval_set="view1", eval_set_fingerprint="b" * 64, checkpoint="", metrics=view1)
+    first = register(config, tmp_path, "run-a", accuracy=0.8, other_evaluations=[on_view1])
     assert (first["version"], first["alias"]) == ("1", "champion")
     client = MlflowClient(resolve_tracking(config)[0])
     version = client.get_model_version("facenet", "1")
