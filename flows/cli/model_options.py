@@ -68,9 +68,18 @@ def open_model_from_args(args: argparse.Namespace) -> OpenedModel:
 def tracking_uri_of(args: argparse.Namespace) -> str:
     """--tracking_uri, else MLFLOW_TRACKING_URI, else the --workspace's SQLite store (never ./mlflow.db)."""
     from facenet_core.config import Config
+    from facenet_core.errors import UserError
     from facenet_core.tracking.uri import resolve_tracking
 
-    return args.tracking_uri or resolve_tracking(Config(workspace=args.workspace))[0]
+    uri = args.tracking_uri or resolve_tracking(Config(workspace=args.workspace))[0]
+    store = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    reads_store = model_source(args).startswith(("models:/", "runs:/"))
+    if reads_store and store is not None and not store.is_file():  # never create an empty store
+        raise UserError(
+            f"no MLflow store at {store} to read {model_source(args)} from: give the --workspace a flow "
+            "registered it in, or --tracking_uri"
+        )
+    return uri
 
 
 def crop_options(opened: OpenedModel, args: argparse.Namespace, **settings) -> CropOptions:

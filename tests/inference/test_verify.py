@@ -94,3 +94,12 @@ def test_bad_photos_get_one_line_each(project_checkpoint, photos, tmp_path, caps
         assert code == 2 and line.startswith("facenet verify: error: photo ") and path in line and message in line
     code, _, err = invoke(["verify", str(photos[0]), str(photos[1]), *model, "--threshold", "far0.1"], capsys)
     assert code == 2 and "far0.1" in assert_one_line_error(err)
+
+
+def test_a_registry_uri_without_a_store_is_refused_and_no_store_is_created(photos, tmp_path, capsys):
+    workspace = tmp_path / "workspace"
+    argv = ["verify", str(photos[0]), str(photos[1]), "--model", "models:/facenet@champion"]
+    code, _, err = invoke([*argv, "--workspace", str(workspace)], capsys)
+    line = assert_one_line_error(err)
+    assert code == 2 and f"no MLflow store at {workspace / 'mlflow.db'}" in line and "--tracking_uri" in line
+    assert not workspace.exists()
