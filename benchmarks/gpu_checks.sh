@@ -39,3 +39,4 @@ mkdir -p "$RESULTS"
 "$PYTHON" benchmarks/bench_crop.py --device "$DEVICE" --lfw .device/lfw/lfw-deepfunneled --sizes 250x250 \
     --count 233 --batch-sizes 1 64 256 --processes $PROCESSES --repeats 5 --no-reference \
     --out "$RESULTS/bench_crop_$DEVICE.json"
+"$PYTHON" benchmarks/bench_embed.py --device "$DEVICE" --lfw .device/lfw/lfw-deepfunneled --photos 64 --runs 3 --out "$RESULTS/bench_embed_$DEVICE.json"
