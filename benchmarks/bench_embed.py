@@ -142,10 +142,6 @@ def worker(mode: str, tree: Path, checkpoint: Path, scratch: Path, args: argpars
     started = time.perf_counter()
     counts = once(tree, "timed")
     seconds = time.perf_counter() - started
-    if args.device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"seconds": seconds, "photos": len(photos), "peak_rss_mib": peak, **counts}
 
@@ -180,6 +176,15 @@ def summarise(measured: list[dict]) -> dict:
             else {}
         ),
     }
+
+
+def split(results: dict, photos: int) -> dict:
+    """Embed's median seconds by part: opening the model, detection (decode, detect, crop: the detect
+    mode's time) and the rest (embedding the crops and writing the table)."""
+    total = photos / results["embed"]["photos_per_second"]
+    after_open = statistics.median(results["embed"]["after_model_open_seconds"])
+    detection = photos / results["detect"]["photos_per_second"]
+    return {"model open": total - after_open, "detection": detection, "embedding and write": after_open - detection}
 
 
 def main() -> None:
@@ -227,6 +232,7 @@ def main() -> None:
         "results": results,
         "embed_over_crop": embed / crop,
         "detection_share_of_embed": embed / detect,
+        "split_seconds": split(results, photos),
     }
     atomic_write_json(Path(args.out) if args.out else RESULTS / f"bench_embed_{args.device}.json", report)
     print(f"\n{photos} LFW photos, {args.device}, {report['cpu']}, load {report['load_average'][0]:.1f}")
@@ -237,6 +243,9 @@ def main() -> None:
             f"{row['peak_rss_mib']:7.0f} MiB  {row['seconds']}"
         )
     print(f"embed / crop stage: {embed / crop:.2f}x   detection share of embed time: {embed / detect:.0%}")
+    print(
+        "embed's median seconds: " + ", ".join(f"{part} {value:.1f}" for part, value in report["split_seconds"].items())
+    )
 
 
 if __name__ == "__main__":
