@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from facenet_core.errors import UserError
 from facenet_core.fileio import atomic_path
@@ -164,3 +165,18 @@ class OnnxEmbedder:
             batch = prepare_faces(crops[start : start + self.batch_size], self._preprocessing)
             out[start : start + len(batch)] = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
         return out
+
+
+class OnnxModule(torch.nn.Module):
+    """An exported model as a module: normalised float32 N x 3 x S x S in, embeddings out, run by the
+    embedder's ONNX Runtime session, so code written for a PyTorch model (the evaluation) runs the
+    exported graph unchanged."""
+
+    def __init__(self, embedder: OnnxEmbedder) -> None:
+        super().__init__()
+        self.embedder = embedder
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        batch = images.detach().to("cpu", torch.float32).contiguous().numpy()
+        out = self.embedder.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        return torch.from_numpy(out).to(images.device)

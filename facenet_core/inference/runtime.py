@@ -65,7 +65,7 @@ def open_model(
     if runtime == "onnx":
         from facenet_core.inference.onnx import OnnxEmbedder
 
-        embedder = OnnxEmbedder(source, providers=_onnx_providers(device), **sizing)
+        embedder = OnnxEmbedder(source, providers=onnx_providers(device), **sizing)
         return OpenedModel(embedder, _onnx_identity(embedder), runtime)
     if os.fspath(source).lower().endswith(ONNX_SUFFIX):
         raise UserError(f"model {os.fspath(source)} is an ONNX file: add --runtime onnx (or leave --runtime out)")
@@ -74,7 +74,7 @@ def open_model(
     return OpenedModel(embedder, model_identity(loaded, tracking_uri), runtime)
 
 
-def _onnx_providers(device: str) -> list[str] | None:
+def onnx_providers(device: str) -> list[str] | None:
     if device == "auto":
         return None
     if device == "cpu":

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import ExitStack
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import TYPE_CHECKING, get_args
 
 from facenet_core.config.schema import Config, DistanceMetric, EvalSet, Protocol
+from facenet_core.errors import UserError
 from flows.cli.args import HelpFormatter, add_flag, config_range, device_option, parse_bool
 
 if TYPE_CHECKING:
+    import torch
+
     from facenet_core.evaluate.report import EvalResult
 
 EPILOG = """examples:
@@ -35,7 +40,20 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    add_flag(parser, "checkpoint", required=True, help="a .pt checkpoint (ours or the seed's)")
+    add_flag(
+        parser,
+        "checkpoint",
+        required=True,
+        help="a .pt checkpoint (ours or the seed's), or an .onnx file facenet export wrote",
+    )
+    add_flag(
+        parser,
+        "runtime",
+        choices=("torch", "onnx"),
+        default=None,
+        help="what runs the model: onnx runs the exported graph in ONNX Runtime (a .pt is exported first, "
+        "to a temporary file); default: onnx for an .onnx file, torch otherwise",
+    )
     add_flag(parser, "lfw", required=True, help="folder of <person>/<person>_<nnnn>.<ext> images, raw or cropped")
     add_flag(parser, "cropped", action="store_true", help="--lfw holds face crops already: embed them as they are")
     add_flag(
@@ -137,13 +155,52 @@ def _crop(args: argparse.Namespace, checkpoint: dict, device: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from facenet_core.devices import resolve_device
-    from facenet_core.evaluate.report import evaluate_model, write_epoch_report
+    from facenet_core.inference.runtime import runtime_for
     from facenet_core.train.checkpoints import load_model_from_checkpoint
 
     device = resolve_device(args.device)
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint {args.checkpoint} not found")
-    model, checkpoint = load_model_from_checkpoint(args.checkpoint, device=device)
+    with ExitStack() as scope:
+        if runtime_for(args.checkpoint, args.runtime) == "onnx":
+            model, checkpoint = _onnx_model(args.checkpoint, str(device), scope)
+            if args.image_size and args.image_size != checkpoint["image_size"]:
+                raise UserError(
+                    f"--image_size {args.image_size}: the ONNX graph takes {checkpoint['image_size']} px inputs "
+                    "(leave --image_size out, or use --runtime torch)"
+                )
+        else:
+            model, checkpoint = load_model_from_checkpoint(args.checkpoint, device=device)
+        return _evaluate(args, model, checkpoint, device)
+
+
+def _onnx_model(source: str, device: str, scope: ExitStack) -> tuple[torch.nn.Module, dict]:
+    """The model at `source` run by ONNX Runtime (a checkpoint exported into a temporary folder first),
+    and what `run` reads of a checkpoint: the checkpoint itself, or for an .onnx file its contract's
+    input size, normalisation and crop settings."""
+    from facenet_core.inference.onnx import OnnxEmbedder, OnnxModule
+    from facenet_core.inference.runtime import ONNX_SUFFIX, export_model, onnx_providers
+    from facenet_core.train.checkpoints import load_checkpoint
+
+    path = Path(source)
+    if path.suffix.lower() != ONNX_SUFFIX:
+        exported = export_model(source, Path(scope.enter_context(TemporaryDirectory())) / "model.onnx")[0]
+        return OnnxModule(OnnxEmbedder(exported, providers=onnx_providers(device))), load_checkpoint(source)
+    embedder = OnnxEmbedder(path, providers=onnx_providers(device))
+    contract = embedder.contract
+    crop = {"crop_image_size": contract.crop_image_size, "crop_margin": contract.crop_margin}
+    described = {
+        "image_size": contract.input_size,
+        "normalize_mean": list(contract.mean),
+        "normalize_std": list(contract.std),
+        "config": {name: value for name, value in crop.items() if value is not None},
+    }
+    return OnnxModule(embedder), described
+
+
+def _evaluate(args: argparse.Namespace, model, checkpoint: dict, device) -> int:
+    from facenet_core.evaluate.report import evaluate_model, write_epoch_report
+
     pairs = args.pairs or str(Path(args.lfw).parent / "pairs.txt")
     for flag, path in (("--pairs", pairs), ("--train_pairs", args.train_pairs), ("--people_file", args.people_file)):
         if path and not Path(path).is_file():

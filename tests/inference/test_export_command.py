@@ -44,3 +44,36 @@ def test_runtime_mismatches_get_one_line(project_checkpoint, tmp_path, capsys):
         code, _, err = invoke(argv, capsys)
         assert code == 2 and message in assert_one_line_error(err)
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.lfw
+def test_evaluate_on_onnx_gives_the_checkpoints_metrics(crop_stage, project_checkpoint, tmp_path, capsys):
+    """`facenet evaluate --runtime onnx` (a checkpoint exported on the fly, or the .onnx file itself)
+    gives the metrics the PyTorch model gives on the same crops."""
+    _, crops = crop_stage
+    people = sorted(folder.name for folder in crops.iterdir() if folder.is_dir() and folder.name[0] != ".")
+    counts = {person: len(list((crops / person).glob("*.png"))) for person in people}
+    same = [f"{person}\t1\t2" for person in people if counts[person] >= 2]
+    different = [f"{people[0]}\t1\t{people[1]}\t1", f"{people[0]}\t2\t{people[1]}\t2"]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"1\t{len(same)}\n" + "\n".join(same + different[: len(same)]) + "\n")
+    common = ["--lfw", str(crops), "--cropped", "--pairs", str(pairs), "--device", "cpu", "--json"]
+    exported = tmp_path / "model.onnx"
+    assert invoke(["export", "--checkpoint", str(project_checkpoint), "--out", str(exported)], capsys)[0] == 0
+    runs = {
+        "torch": ["evaluate", "--checkpoint", str(project_checkpoint), *common],
+        "exported on the fly": ["evaluate", "--checkpoint", str(project_checkpoint), "--runtime", "onnx", *common],
+        "onnx file": ["evaluate", "--checkpoint", str(exported), *common],
+    }
+    metrics = {}
+    for name, argv in runs.items():
+        code, stdout, _ = invoke(argv, capsys)
+        assert code == 0, name
+        metrics[name] = json.loads(stdout)
+    assert metrics["torch"]["num_pairs"] == len(same) * 2
+    for name in ("exported on the fly", "onnx file"):
+        assert metrics[name]["accuracy"] == metrics["torch"]["accuracy"]
+        assert metrics[name]["best_distance_threshold"] == pytest.approx(
+            metrics["torch"]["best_distance_threshold"], abs=1e-4
+        )
