@@ -164,13 +164,16 @@ def read_contract(model_dir: str | Path) -> dict[str, Any]:
 
 
 def prepare_faces(images: Sequence[Any], contract: Mapping[str, Any]) -> np.ndarray:
-    """Aligned face crops (uint8 H x W x 3 RGB arrays or PIL images) as the model's float32 input."""
+    """Aligned face crops (uint8 H x W x 3 RGB arrays or PIL images) as the model's float32 input:
+    the evaluation transform, its resize per image and its normalisation on the whole batch at once
+    (bit for bit `eval_transform`, as `facenet evaluate` does)."""
+    import torch
     from PIL import Image
 
-    from facenet_core.data.transforms import eval_transform
+    from facenet_core.data.transforms import eval_pixels, normalize_pixels
 
-    transform = eval_transform(contract["input_size"], contract["mean"], contract["std"])
-    tensors = []
+    size = contract["input_size"]
+    pixels = []
     for index, image in enumerate(images):
         if not isinstance(image, Image.Image):
             array = np.asarray(image)
@@ -179,9 +182,11 @@ def prepare_faces(images: Sequence[Any], contract: Mapping[str, Any]) -> np.ndar
                     f"image {index}: expected a uint8 H x W x 3 RGB array, got {array.dtype} {array.shape}"
                 )
             image = Image.fromarray(array)
-        tensors.append(transform(image).numpy())
-    size = contract["input_size"]
-    return np.stack(tensors).astype(np.float32) if tensors else np.zeros((0, 3, size, size), np.float32)
+        pixels.append(eval_pixels(image, size))
+    if not pixels:
+        return np.zeros((0, 3, size, size), np.float32)
+    batch = normalize_pixels(torch.from_numpy(np.stack(pixels)), contract["mean"], contract["std"])
+    return batch.contiguous().numpy()
 
 
 def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None) -> PhotoEmbedder:
