@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from facenet_core.config.schema import Config, EvalSet
 from facenet_core.detect.options import CropOptions
 from facenet_core.detect.parallel import crop_tree
 from facenet_core.models import create_model
@@ -72,3 +73,20 @@ def project_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("checkpoint") / "best.pt"
     return save_checkpoint(path, project_checkpoint_state(create_model("resnet18", 16)))
+
+
+# What a registered test model's evaluation reports: its thresholds are the ones the contract carries.
+REGISTERED_METRICS = {"accuracy": 0.9, "roc_auc": 0.9, "best_distance_threshold": 1.05, "threshold_at_far": 0.7}
+
+
+def registry_config(tmp_path: Path) -> Config:
+    """The config a project checkpoint of these tests is registered under (workspace in `tmp_path`)."""
+    return Config(
+        workspace=str(tmp_path / "workspace"),
+        model_architecture="resnet18",
+        embedding_dimension=16,
+        image_size=PROJECT_INPUT_SIZE,
+        normalize_mean=PROJECT_MEAN,
+        normalize_std=PROJECT_STD,
+        eval_sets=[EvalSet(name="lfw", root=str(tmp_path / "lfw"), pairs=str(tmp_path / "pairs.txt"))],
+    )

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from facenet_core.config.schema import Config, EvalSet
+from facenet_core.config.schema import Config
 from facenet_core.errors import UserError
 from facenet_core.inference.embedder import TorchEmbedder
 from facenet_core.inference.model import ModelContract, load_model
@@ -24,7 +24,7 @@ from facenet_core.train.checkpoints import save_checkpoint
 from tests.tracking.conftest import _isolated_mlflow  # noqa: F401  (the fixture, for the MLflow test)
 from tests.train.seed_style import save_seed_checkpoint
 
-from .conftest import PROJECT_MEAN, PROJECT_STD, project_checkpoint_state
+from .conftest import PROJECT_MEAN, PROJECT_STD, REGISTERED_METRICS, project_checkpoint_state, registry_config
 
 RECORD = {
     "crop_method": "mtcnn-sandberg",
@@ -147,16 +147,8 @@ def test_sources_that_are_no_model_are_named(tmp_path):
 
 @pytest.mark.slow
 def test_a_registered_model_loads_by_alias_with_its_contract(tmp_path, project_checkpoint):
-    config = Config(
-        workspace=str(tmp_path / "workspace"),
-        model_architecture="resnet18",
-        embedding_dimension=16,
-        image_size=64,
-        normalize_mean=PROJECT_MEAN,
-        normalize_std=PROJECT_STD,
-        eval_sets=[EvalSet(name="lfw", root=str(tmp_path / "lfw"), pairs=str(tmp_path / "pairs.txt"))],
-    )
-    metrics = {"accuracy": 0.9, "roc_auc": 0.9, "best_distance_threshold": 1.05, "threshold_at_far": 0.7}
+    config = registry_config(tmp_path)
+    metrics = REGISTERED_METRICS
     run_id = open_run(config, "run-a")
     registered = register_best(config, run_id, project_checkpoint, metrics, "a" * 64)
     uri = resolve_tracking(config)[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from facenet_core.config.schema import Config, EvalSet
 from facenet_core.errors import UserError
 from facenet_core.fileio import sha256_file
 from facenet_core.inference.runtime import open_model, runtime_for
@@ -14,7 +13,7 @@ from facenet_core.tracking.runs import open_run
 from facenet_core.tracking.uri import resolve_tracking
 from tests.tracking.conftest import _isolated_mlflow  # noqa: F401  (the fixture, for the MLflow test)
 
-from .conftest import PROJECT_MEAN, PROJECT_STD
+from .conftest import REGISTERED_METRICS, registry_config
 
 
 def test_runtime_follows_the_file_name_unless_given():
@@ -33,16 +32,8 @@ def test_a_checkpoint_is_identified_by_its_sha256(project_checkpoint):
 
 @pytest.mark.slow
 def test_a_registered_model_is_identified_by_its_version_whatever_the_alias(tmp_path, project_checkpoint):
-    config = Config(
-        workspace=str(tmp_path / "workspace"),
-        model_architecture="resnet18",
-        embedding_dimension=16,
-        image_size=64,
-        normalize_mean=PROJECT_MEAN,
-        normalize_std=PROJECT_STD,
-        eval_sets=[EvalSet(name="lfw", root=str(tmp_path / "lfw"), pairs=str(tmp_path / "pairs.txt"))],
-    )
-    metrics = {"accuracy": 0.9, "roc_auc": 0.9, "best_distance_threshold": 1.05, "threshold_at_far": 0.7}
+    config = registry_config(tmp_path)
+    metrics = REGISTERED_METRICS
     registered = register_best(config, open_run(config, "run-a"), project_checkpoint, metrics, "a" * 64)
     uri = resolve_tracking(config)[0]
     by_alias = open_model("models:/facenet@champion", device="cpu", tracking_uri=uri)
