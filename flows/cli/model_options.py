@@ -4,6 +4,7 @@ which device, which threshold; and the model they open."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,8 +55,11 @@ def model_source(args: argparse.Namespace) -> str:
 
 
 def open_model_from_args(args: argparse.Namespace) -> OpenedModel:
-    """The model the options name, opened as an embedder."""
+    """The model the options name, opened as an embedder (MLflow's per-file download bar off: the
+    command's own output stays readable)."""
     from facenet_core.inference.runtime import open_model
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     return open_model(
         model_source(args),
