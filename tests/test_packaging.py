@@ -100,7 +100,7 @@ def test_wheel_ships_the_presets_and_the_catalogue(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {f"deployments/{path.name}" for path in (REPO / "deployments").glob("*.yaml")}
     assert shipped >= {"deployments/datasets.yaml", "deployments/demo.yaml", "deployments/lfw_view1.yaml"}
-    assert shipped | {"deployments/__init__.py", "flows/cli.py"} <= names
+    assert shipped | {"deployments/__init__.py", "flows/cli/__init__.py", "flows/cli/verify.py"} <= names
     assert {name.split("/")[0] for name in names if not name.startswith("facenet_flow-")} == set(PACKAGES)
 
 
@@ -130,6 +130,6 @@ def test_wheel_install_runs_from_another_directory(wheel: Path, tmp_path: Path) 
     done = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     *paths, last = done.stdout.strip().splitlines()
-    assert [Path(path).name for path in paths] == ["cli.py", "__init__.py", "lfw_view1.yaml", "datasets.yaml"]
+    assert [Path(path).name for path in paths] == ["__init__.py", "__init__.py", "lfw_view1.yaml", "datasets.yaml"]
     assert all(Path(path).is_relative_to(site) for path in paths), paths
     assert last == "lfw folders"

@@ -50,6 +50,10 @@ class PhotoEmbedder:
         self.embedder = embedder
         self.device = device
 
+    def get_raw_model(self) -> PhotoEmbedder:
+        """What MLflow's `PyFuncModel.get_raw_model()` returns: this object, its `embedder` and contract."""
+        return self
+
     def predict(self, model_input: Any, params: Mapping[str, Any] | None = None) -> Any:
         """One output row per row of `model_input` (module docstring); bad input is an MlflowException
         with INVALID_PARAMETER_VALUE (HTTP 400 when served)."""

@@ -132,3 +132,11 @@ def test_model_card_says_how_to_call_the_model():
     assert "list of 512 floats" in text and "N x 3 x 140 x 140" in text
     uncropped = usage("faces", {**contract, "crop_method": "none", "crop_image_size": None, "crop_margin": None})
     assert "send faces prepared as its\n  training images were, with `detect=false`" in uncropped
+
+
+def test_the_raw_model_is_the_served_object_with_its_embedder():
+    class Fixed:
+        contract = "the contract"
+
+    served = PhotoEmbedder(Fixed())
+    assert served.get_raw_model() is served and served.get_raw_model().embedder.contract == "the contract"
