@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from facenet_core.config.schema import Config, EvalSet
+from facenet_core.models import create_model
+from facenet_core.train.checkpoints import save_checkpoint
 
 
 @pytest.fixture
@@ -34,3 +37,24 @@ def _isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
     monkeypatch.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
     monkeypatch.setattr(fluent, "_active_experiment_id", fluent._active_experiment_id)
+
+
+def make_checkpoint(path: Path, seed: int, config) -> Path:
+    """A mobilenetv2 checkpoint with the seed's keys and random (seeded) weights."""
+    torch.manual_seed(seed)
+    model = create_model(config.model_architecture, config.embedding_dimension)
+    return save_checkpoint(
+        path,
+        {
+            "epoch": 2,
+            "embedding_dimension": config.embedding_dimension,
+            "batch_size_training": config.batch_size,
+            "model_state_dict": model.state_dict(),
+            "model_architecture": config.model_architecture,
+            "optimizer_model_state_dict": {},
+            "best_distance_threshold": 1.1,
+            "image_size": config.image_size,
+            "normalize_mean": config.normalize_mean,
+            "normalize_std": config.normalize_std,
+        },
+    )

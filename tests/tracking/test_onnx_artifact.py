@@ -13,39 +13,20 @@ import pytest
 import torch
 
 from facenet_core.inference.onnx import CONTRACT_KEY, OnnxEmbedder
-from facenet_core.models import create_model
 from facenet_core.tracking.contract import CONTRACT_FILE
 from facenet_core.tracking.pyfunc import prepare_faces
 from facenet_core.tracking.registry import register_best
 from facenet_core.tracking.runs import open_run
-from facenet_core.train.checkpoints import load_model_from_checkpoint, save_checkpoint
+from facenet_core.train.checkpoints import load_model_from_checkpoint
+
+from .conftest import make_checkpoint
 
 METRICS = {"accuracy": 0.8, "roc_auc": 0.85, "best_distance_threshold": 1.1, "threshold_at_far": 0.6}
 
 
-def make_checkpoint(path: Path, config) -> Path:
-    torch.manual_seed(3)
-    model = create_model(config.model_architecture, config.embedding_dimension)
-    return save_checkpoint(
-        path,
-        {
-            "epoch": 1,
-            "embedding_dimension": config.embedding_dimension,
-            "batch_size_training": config.batch_size,
-            "model_state_dict": model.state_dict(),
-            "model_architecture": config.model_architecture,
-            "optimizer_model_state_dict": {},
-            "best_distance_threshold": 1.1,
-            "image_size": config.image_size,
-            "normalize_mean": config.normalize_mean,
-            "normalize_std": config.normalize_std,
-        },
-    )
-
-
 @pytest.mark.slow
 def test_registered_version_carries_the_onnx_export_with_its_contract(config, tmp_path):
-    checkpoint = make_checkpoint(tmp_path / "best.pt", config)
+    checkpoint = make_checkpoint(tmp_path / "best.pt", seed=3, config=config)
     registered = register_best(config, open_run(config, "run-onnx"), checkpoint, METRICS, "f" * 64)
     folder = Path(mlflow.artifacts.download_artifacts(registered["model_uri"], dst_path=str(tmp_path / "dl")))
     assert {"MLmodel", CONTRACT_FILE, "model.onnx"} <= {p.name for p in folder.iterdir()}

@@ -18,36 +18,16 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from facenet_core.evaluate.selection import Evaluation
-from facenet_core.models import create_model
 from facenet_core.tracking.metrics import log_epoch_metrics
 from facenet_core.tracking.pyfunc import prepare_faces, read_contract
 from facenet_core.tracking.registry import register_best
 from facenet_core.tracking.runs import open_run
 from facenet_core.tracking.uri import resolve_tracking
-from facenet_core.train.checkpoints import load_model_from_checkpoint, save_checkpoint
+from facenet_core.train.checkpoints import load_model_from_checkpoint
+
+from .conftest import make_checkpoint
 
 FINGERPRINT = "a" * 64
-
-
-def make_checkpoint(path: Path, seed: int, config) -> Path:
-    """A mobilenetv2 checkpoint with the seed's keys and random (seeded) weights."""
-    torch.manual_seed(seed)
-    model = create_model(config.model_architecture, config.embedding_dimension)
-    return save_checkpoint(
-        path,
-        {
-            "epoch": 2,
-            "embedding_dimension": config.embedding_dimension,
-            "batch_size_training": config.batch_size,
-            "model_state_dict": model.state_dict(),
-            "model_architecture": config.model_architecture,
-            "optimizer_model_state_dict": {},
-            "best_distance_threshold": 1.1,
-            "image_size": config.image_size,
-            "normalize_mean": config.normalize_mean,
-            "normalize_std": config.normalize_std,
-        },
-    )
 
 
 def metrics(accuracy: float) -> dict[str, float]:
