@@ -206,15 +206,33 @@ class Config(_Strict):
     use_semihard_negatives: bool = False
     training_triplets_path: str | None = None
 
+    # --- how a step's batch is drawn and mined (the seed: triplets + seed) -----------------
+    sampling: Literal["triplets", "pk"] = Field(
+        "triplets",
+        description="triplets: the seed's offline triplets (batch_size per step from num_human_identities_per_batch "
+        "identities); pk: batches of pk_identities x pk_images images",
+    )
+    mining: Literal["seed", "batch_hard", "batch_semihard", "batch_all"] = Field(
+        "seed",
+        description="seed: keep the hard (or with use_semihard_negatives semi-hard) triplets of each batch as the "
+        "seed; batch_hard / batch_semihard / batch_all: mine over every pair of the batch's labelled images",
+    )
+    triplet_distance: Literal["euclidean", "squared_euclidean"] = Field(
+        "euclidean", description="distance of the triplet loss and its mining (the seed: euclidean)"
+    )
+    pk_identities: int = Field(32, ge=2, le=100_000, description="P: identities per batch with sampling: pk")
+    pk_images: int = Field(4, ge=2, le=1_000, description="K: images per identity with sampling: pk")
+
     # --- the pipeline's own fields ------------------------------------------------------
     workspace: str = "./workspace"
     run_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(0, ge=0, le=MAX_SEED)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     identities_file: str | None = Field(None, description="train only on the people listed (one per line)")
-    crop: Literal["mtcnn", "none"] = Field(
+    crop: Literal["mtcnn", "aligned", "none"] = Field(
         "mtcnn",
         description="training images: MTCNN-cropped at crop_image_size/crop_margin as the seed (mtcnn), "
+        "MTCNN's 5 landmarks warped onto the ArcFace template scaled to crop_image_size (aligned), "
         "or used as they are, e.g. insightface's pre-aligned 112x112 faces (none)",
     )
     crop_image_size: int = Field(224, ge=16, le=MAX_IMAGE_SIZE)
@@ -284,22 +302,45 @@ class Config(_Strict):
                 f"image_size={self.image_size} is too small for model_architecture="
                 f"{self.model_architecture!r}: it needs at least {minimum} px"
             )
-        triplets = self.iterations_per_epoch * self.batch_size
-        if triplets > MAX_TRIPLETS_PER_EPOCH:
-            raise ValueError(
-                f"iterations_per_epoch x batch_size = {triplets:,} triplets per epoch is more than "
-                f"{MAX_TRIPLETS_PER_EPOCH:,}: lower iterations_per_epoch or batch_size"
-            )
+        self._check_sampling()
         if any(s <= 0 for s in self.normalize_std):
             raise ValueError(f"normalize_std must be positive, got {self.normalize_std}")
-        if self.batch_size % self.num_processes:
-            raise ValueError(f"batch_size={self.batch_size} must be divisible by num_processes={self.num_processes}")
         names = [s.name for s in self.eval_sets]
         if len(set(names)) != len(names):
             raise ValueError(f"eval_sets names must be unique, got {names}")
         if self.selection_eval_set is not None and self.selection_eval_set not in names:
             raise ValueError(f"selection_eval_set={self.selection_eval_set!r} is not one of eval_sets {names}")
         return self
+
+    def _check_sampling(self) -> None:
+        """The batch's shape fits the mining, the epoch file and the processes."""
+        if self.sampling == "pk":
+            if self.mining == "seed":
+                raise ValueError(
+                    "mining: seed selects among offline triplets and needs sampling: triplets; with sampling: pk "
+                    "choose batch_hard, batch_semihard or batch_all"
+                )
+            rows, what = self.iterations_per_epoch * self.pk_identities * self.pk_images, "pk_identities x pk_images"
+            if self.pk_identities % self.num_processes:
+                raise ValueError(
+                    f"pk_identities={self.pk_identities} must be divisible by num_processes={self.num_processes}"
+                )
+        else:
+            rows, what = self.iterations_per_epoch * self.batch_size, "batch_size"
+            if self.batch_size % self.num_processes:
+                raise ValueError(
+                    f"batch_size={self.batch_size} must be divisible by num_processes={self.num_processes}"
+                )
+        if rows > MAX_TRIPLETS_PER_EPOCH:
+            raise ValueError(
+                f"iterations_per_epoch x {what} = {rows:,} rows per epoch is more than "
+                f"{MAX_TRIPLETS_PER_EPOCH:,}: lower iterations_per_epoch or {what}"
+            )
+
+    @property
+    def images_per_step(self) -> int:
+        """Images in one global batch: 3 per triplet, or P x K."""
+        return self.pk_identities * self.pk_images if self.sampling == "pk" else 3 * self.batch_size
 
     def resolved_eval_sets(self) -> list[EvalSet]:
         """eval_sets, or one kfold10 set built from the seed's --lfw option."""

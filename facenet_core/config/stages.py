@@ -27,6 +27,11 @@ RUN_FIELDS = (
     "image_size",
     "use_semihard_negatives",
     "training_triplets_path",
+    "sampling",
+    "mining",
+    "triplet_distance",
+    "pk_identities",
+    "pk_images",
     "seed",
     "normalize_mean",
     "normalize_std",
@@ -39,6 +44,7 @@ STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "crop": ("crop_image_size", "crop_margin", "exif_transpose"),
     "manifest": ("manifest_validate", "manifest_dedupe"),
     "triplets": ("seed", "iterations_per_epoch", "batch_size", "num_human_identities_per_batch"),
+    "pk-batches": ("seed", "iterations_per_epoch", "pk_identities", "pk_images"),
     # `epochs` keys an epoch only under a cosine schedule (its shape depends on the run's length).
     "train-epoch": (*RUN_FIELDS, "learning_rate", "lr_schedule", "epochs"),
     "evaluate": ("distance_metric", "flip_tta", "image_size", "normalize_mean", "normalize_std"),
@@ -54,7 +60,7 @@ BY_CONTENT = {
     "lfw_pairs": "part of the eval set's fingerprint",
     "lfw_cropped": "decides whether the eval set is cropped: part of its fingerprint",
     "eval_sets": "each set's fingerprint keys its evaluations",
-    "crop": "mtcnn or none decides which tree the manifest scans (its fingerprint)",
+    "crop": "mtcnn, aligned or none decides which tree the manifest scans (its fingerprint)",
 }
 
 # Fields that change speed, placement, logging or naming, never a cached result.

@@ -137,3 +137,25 @@ def test_the_seeds_names_of_renamed_fields_keep_working(tmp_path):
     assert "lfw_batch_size" not in Config().model_dump()
     with pytest.raises(ConfigError, match="lfw_batch_size and eval_batch_size name the same field"):
         load_config(None, {"lfw_batch_size": 1, "eval_batch_size": 2})
+
+
+def test_sampling_and_mining_combinations():
+    seed = Config()
+    assert (seed.sampling, seed.mining, seed.triplet_distance) == ("triplets", "seed", "euclidean")
+    assert seed.images_per_step == 3 * seed.batch_size
+    pk = Config(sampling="pk", mining="batch_hard", pk_identities=45, pk_images=4)
+    assert pk.images_per_step == 180
+    # Batch mining also runs over the labelled images of offline triplets.
+    assert Config(mining="batch_all").sampling == "triplets"
+    with pytest.raises(ValueError, match="mining: seed .* needs sampling: triplets"):
+        Config(sampling="pk")
+    with pytest.raises(ValueError, match="pk_identities=45 must be divisible by num_processes=2"):
+        Config(sampling="pk", mining="batch_hard", pk_identities=45, num_processes=2)
+    with pytest.raises(ValueError, match="pk_identities x pk_images"):
+        Config(sampling="pk", mining="batch_all", iterations_per_epoch=1_000_000, pk_identities=1000, pk_images=1000)
+
+
+def test_run_key_follows_the_mining():
+    seed, mined = Config(), Config(sampling="pk", mining="batch_hard")
+    assert run_key(seed, "m") != run_key(mined, "m")
+    assert run_key(mined, "m") != run_key(mined.model_copy(update={"pk_images": 8}), "m")
