@@ -67,8 +67,10 @@ def fetch_dataset(ws: Workspace, dataset: DatasetConfig) -> Path:
 
 
 def crop_folder(prep: DataPrep, raw_root: Path, name: str) -> Images:
-    """MTCNN crops of a raw tree into cropped/<name> (tagged when the output options are not the
-    reference's, so other crops never overwrite these), with the crops' fingerprint."""
+    """Crops of a raw tree by the config's method (MTCNN box crops, or faces aligned on their
+    landmarks for `crop: aligned`) into cropped/<name> (tagged when the output options are not the
+    reference's, `<name>-aligned` for aligned crops, so other crops never overwrite these), with the
+    crops' fingerprint."""
     out = prep.workspace.cropped / prep.crop_options.folder_name(name)
     cfg = prep.config
     detections = run_crop(prep.crop_options, prep.workspace, raw_root, out, cfg.crop_shard_size, cfg.dask_address)
@@ -116,8 +118,9 @@ def training_manifest(prep: DataPrep) -> TrainingData:
     """Bring the training data to a manifest: existing manifest, cropped root, or raw dataset
     (its crops recorded in `prep.crops`).
 
-    A raw dataset is MTCNN-cropped unless the config says `crop: none`, pre-aligned ones
-    (insightface RecordIO packs) included, as the seed cropped glint360k.
+    A raw dataset is MTCNN-cropped (`crop: mtcnn`) or aligned on MTCNN's landmarks (`crop: aligned`)
+    unless the config says `crop: none`, pre-aligned ones (insightface RecordIO packs) included, as
+    the seed cropped glint360k.
     """
     cfg, ws = prep.config, prep.workspace
     if cfg.manifest_path:
@@ -140,11 +143,11 @@ def training_manifest(prep: DataPrep) -> TrainingData:
         else:
             if dataset.aligned:
                 get_run_logger().info(
-                    "dataset %s is pre-aligned: MTCNN-cropped anyway (%d px, margin %d) as the seed did; "
+                    "dataset %s is pre-aligned: cropped anyway (%s, %d px) as the seed did; "
                     "crop: none trains on its faces as they are",
                     dataset.name,
+                    done["crop_method"],
                     cfg.crop_image_size,
-                    cfg.crop_margin,
                 )
             images = crop_folder(prep, raw, cfg.dataset.name)
             if dataset.aligned:
@@ -173,8 +176,9 @@ def _resolve(base: Path | None, value: str | None) -> str | None:
 
 
 def eval_set_images(prep: DataPrep, eval_set: EvalSet) -> tuple[EvalSet, str]:
-    """An evaluation set ready to evaluate (its images cropped unless aligned, its files resolved to
-    absolute paths) and its fingerprint."""
+    """An evaluation set ready to evaluate (its images cropped as the training images are, by the
+    same method, size and margin, unless the set is aligned already; its files resolved to absolute
+    paths) and its fingerprint."""
     cfg, ws = prep.config, prep.workspace
     base = None
     if eval_set.dataset:

@@ -1,4 +1,5 @@
-"""The crop stage: detect one face per image, cut it out, resize it, save a PNG, record a row.
+"""The crop stage: detect one face per image, cut it out and resize it (or align it on its
+landmarks: `CropOptions.method`), save a PNG, record a row.
 
 `crop_shard` is a pure function of its arguments (paths, identity names, options), safe to call
 from Prefect tasks in threads or processes and from Dask workers (`facenet_core.detect.parallel`
@@ -26,7 +27,7 @@ from PIL import Image
 
 from facenet_core.detect.detector import MTCNN, Faces, fits_batch, shared_detector
 from facenet_core.detect.options import STAGE_VERSION, CropOptions
-from facenet_core.detect.select import choose_face, crop_box, is_empty, resized_crop, too_small
+from facenet_core.detect.select import choose_face, crop_box, face_crop, is_empty, too_small
 from facenet_core.detect.shards import NOT_UTF8_FILE, list_shards, plan, shard_fingerprint, shard_id
 from facenet_core.detect.table import (
     BOX,
@@ -101,14 +102,20 @@ def _header_pixels(path: Path) -> int:
         return 0
 
 
-def _save_png(img: np.ndarray, box: tuple[int, int, int, int], target: Path, size: int, compress_level: int) -> None:
-    image = resized_crop(img, box, size)
+def _save_png(
+    img: np.ndarray, box: tuple[int, int, int, int], points: np.ndarray, target: Path, options: CropOptions
+) -> None:
+    image = face_crop(img, box, points, options.image_size, options.method)
     with atomic_path(target) as tmp:
-        image.save(tmp, format="PNG", compress_level=compress_level)
+        image.save(tmp, format="PNG", compress_level=options.png_compress_level)
 
 
-def _face_row(source: str, output: str, img: np.ndarray, faces: Faces, margin: int) -> tuple[dict, tuple | None]:
-    """The table row of a decoded image and the integer crop box (None when nothing to crop)."""
+Kept = tuple[tuple[int, int, int, int], np.ndarray]
+
+
+def _face_row(source: str, output: str, img: np.ndarray, faces: Faces, margin: int) -> tuple[dict, Kept | None]:
+    """The table row of a decoded image and the kept face's integer crop box and 10 landmark values
+    (None when nothing to crop)."""
     height, width = img.shape[:2]
     n = faces.boxes.shape[0]
     row = empty_row(source, "no_face", "no face found")
@@ -124,7 +131,7 @@ def _face_row(source: str, output: str, img: np.ndarray, faces: Faces, margin: i
         row["reason"] = "the face box is empty once clipped to the image"
         return row, None
     row.update(status="ok", output=output, reason=None)
-    return row, box
+    return row, (box, faces.points[i])
 
 
 Earlier = dict[str, tuple[dict[str, Any], list[int] | None, int]]
@@ -319,10 +326,9 @@ def _crop_batch(
     """Detect a batch, save its crops (PNG encoding in the pool) and return its rows once saved."""
     rows, saves = [], []
     for (src, out, img), faces in zip(batch, detector.detect([img for _, _, img in batch]), strict=True):
-        row, box = _face_row(src, out, img, faces, options.margin)
-        if box is not None:
-            target = output_root / out
-            saves.append(pool.submit(_save_png, img, box, target, options.image_size, options.png_compress_level))
+        row, kept = _face_row(src, out, img, faces, options.margin)
+        if kept is not None:
+            saves.append(pool.submit(_save_png, img, *kept, output_root / out, options))
         rows.append(row)
     for future in saves:
         future.result()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from facenet_core.config.schema import Config
 from facenet_core.detect.detector import DEFAULT_MAX_PIXELS, MAX_MAX_PIXELS, MIN_MAX_PIXELS
@@ -13,13 +13,22 @@ from facenet_core.workers import cpu_cores
 
 # 2: a `reason` column, rows for symlink loops and names that are not UTF-8 (PNGs unchanged: the
 # rows of version 1 tables are taken over, except those that lack their reason).
+# Aligned crops (method "aligned") came without a version bump: "mtcnn" crops, their tables and
+# their cache keys are unchanged (`output_options` names the method only when it is not "mtcnn").
 STAGE_VERSION = 2
-OUTPUT_FIELDS = ("image_size", "margin", "min_face_size", "thresholds", "factor", "exif_transpose")
+OUTPUT_FIELDS = ("image_size", "margin", "min_face_size", "thresholds", "factor", "exif_transpose", "method")
+CropMethod = Literal["mtcnn", "aligned"]
+CROP_METHODS: tuple[str, ...] = get_args(CropMethod)
 
 
 @dataclass(frozen=True)
 class CropOptions:
     """How to detect and crop: the reference's defaults (224 px, margin 0, MTCNN 20 / 0.6,0.7,0.7 / 0.709).
+
+    `method`: "mtcnn" resizes the face box grown by `margin` (the reference's crop); "aligned" warps
+    the face so its 5 landmarks land on the ArcFace template scaled to `image_size`
+    (`facenet_core.detect.align`). The template frames the face itself, so a margin does not apply
+    to aligned crops: a non-zero one is refused.
 
     `device` ("auto", "cpu", "cuda", "cuda:N"), `batch_size` (images per detector call), `workers`
     (processes; 0 = one per CPU core) and `png_compress_level` (zlib level of new PNGs: 1 encodes a
@@ -39,8 +48,16 @@ class CropOptions:
     exif_transpose: bool = False
     png_compress_level: int = 1
     batch_megapixels: float = DEFAULT_MAX_PIXELS / 1e6
+    method: CropMethod = "mtcnn"
 
     def __post_init__(self) -> None:
+        if self.method not in CROP_METHODS:
+            raise UserError(f"crop method must be one of {', '.join(CROP_METHODS)}, got {self.method!r}")
+        if self.method == "aligned" and self.margin:
+            raise UserError(
+                f"crop margin {self.margin}: aligned crops are framed by the ArcFace template, a margin does not "
+                "apply to them; set the margin (crop_margin) to 0"
+            )
         positive = {"image_size": self.image_size, "min_face_size": self.min_face_size, "batch_size": self.batch_size}
         for name, value in positive.items():
             if value < 1:
@@ -72,6 +89,7 @@ class CropOptions:
             batch_megapixels=config.crop_batch_megapixels,
             workers=config.crop_workers,
             device=config.device,
+            method="aligned" if config.crop == "aligned" else "mtcnn",
         )
 
     @property
@@ -80,21 +98,24 @@ class CropOptions:
         return round(self.batch_megapixels * 1e6)
 
     def output_options(self) -> dict[str, Any]:
-        """The options that decide the output files, plus the stage version: the cache-relevant part."""
+        """The options that decide the output files, plus the stage version: the cache-relevant part.
+        The method is named only when it is not "mtcnn", so mtcnn crops keep their recorded options."""
         values = asdict(self)
         values["thresholds"] = list(self.thresholds)
-        return {"stage_version": STAGE_VERSION} | {name: values[name] for name in OUTPUT_FIELDS}
+        names = [name for name in OUTPUT_FIELDS if name != "method" or self.method != "mtcnn"]
+        return {"stage_version": STAGE_VERSION} | {name: values[name] for name in names}
 
     def folder_name(self, base: str) -> str:
         """`base` for the reference's output options; otherwise `base` tagged with the ones that differ.
 
         Crops made with other output options land beside the default ones instead of replacing
-        them: `lfw` (224 px, margin 0), `lfw-image_size160-margin32`, `lfw-exif_transpose`.
+        them: `lfw` (224 px, margin 0), `lfw-image_size160-margin32`, `lfw-exif_transpose`, and
+        aligned crops in `lfw-aligned`, `lfw-aligned-image_size112`.
         """
         defaults = CropOptions().output_options()
-        tags = []
+        tags = [self.method] if self.method != "mtcnn" else []
         for name, value in self.output_options().items():
-            if name == "stage_version" or value == defaults[name]:
+            if name in ("stage_version", "method") or value == defaults[name]:
                 continue
             if isinstance(value, bool):
                 tags.append(name)

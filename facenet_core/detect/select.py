@@ -1,10 +1,14 @@
 """The per-image rules of the reference alignment script: which images are searched, which face is
-kept, its crop box and its crop. The crop stage and `facenet_core.inference.faces` both apply them."""
+kept, its crop box and its crop (the box resized, or the face aligned on its landmarks). The crop
+stage and `facenet_core.inference.faces` both apply them."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+
+from facenet_core.detect.align import aligned_face, landmark_points
+from facenet_core.detect.options import CropMethod
 
 
 def too_small(height: int, width: int, min_face_size: int) -> bool:
@@ -43,3 +47,13 @@ def resized_crop(img: np.ndarray, box: tuple[int, int, int, int], size: int) -> 
     """The pixels of the (non-empty) crop box of `img` resized bilinearly to size x size."""
     x1, y1, x2, y2 = box
     return Image.fromarray(img[y1:y2, x1:x2]).resize((size, size), Image.BILINEAR)
+
+
+def face_crop(
+    img: np.ndarray, box: tuple[int, int, int, int], points: np.ndarray, size: int, method: CropMethod
+) -> Image.Image:
+    """The size x size crop of a kept face: its (non-empty) crop box resized ("mtcnn"), or the face
+    warped so its 10 landmark values (x1..x5, y1..y5) land on the ArcFace template ("aligned")."""
+    if method == "aligned":
+        return Image.fromarray(aligned_face(img, landmark_points(points), size))
+    return resized_crop(img, box, size)

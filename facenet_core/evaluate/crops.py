@@ -1,7 +1,8 @@
 """Evaluation images through the crop stage, cropped as the training images were.
 
 A model trained on MTCNN crops must be evaluated on MTCNN crops of the same size and margin (the
-seed evaluated on MTCNN-cropped LFW). The crops are cached in the workspace's cropped/ folder under
+seed evaluated on MTCNN-cropped LFW), one trained on aligned crops (`crop: aligned`) on faces
+aligned the same way. The crops are cached in the workspace's cropped/ folder under
 the name the training flow gives them, so LFW cropped for training is reused, not cropped again.
 """
 
@@ -61,9 +62,9 @@ def crop_folder_name(config: Config, workspace: Workspace, raw_root: Path) -> st
 def crop_for_evaluation(
     raw_root: str | Path, config: Config, workspace: Workspace, device: str | None = None
 ) -> tuple[Path, dict[str, Any]]:
-    """MTCNN crops of `raw_root` in workspace/cropped/<name> (finished images are kept, new ones
-    cropped; a training crop of the same folder in progress is waited for); returns the crop folder
-    and the crop stage's counts."""
+    """Crops of `raw_root` by the config's method (mtcnn or aligned) in workspace/cropped/<name>
+    (finished images are kept, new ones cropped; a training crop of the same folder in progress is
+    waited for); returns the crop folder and the crop stage's counts."""
     from facenet_core.detect.parallel import crop_tree
 
     raw_root = Path(raw_root)

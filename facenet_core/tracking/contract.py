@@ -11,7 +11,10 @@ from facenet_core.config.schema import Config, DatasetConfig
 
 CONTRACT_FILE = "facenet_contract.json"
 CROP_METHOD = "mtcnn-sandberg"
+ALIGNED_CROP_METHOD = "mtcnn-aligned-arcface"
 NO_CROP = "none"
+# The contract's crop method of each crop-stage method (CropOptions.method, config `crop`).
+CONTRACT_CROP_METHODS = {"mtcnn": CROP_METHOD, "aligned": ALIGNED_CROP_METHOD}
 PRE_ALIGNED = "pre-aligned"
 UNALIGNED = "unaligned"
 BY_PIPELINE = "pipeline"
@@ -31,8 +34,10 @@ def source_aligned(dataset: DatasetConfig) -> bool:
 
 
 def preprocessing(config: Config, *, aligned: bool | None = None, cropped_here: bool | None = None) -> dict[str, Any]:
-    """What the training images went through: crop method, crop size and margin, source alignment
-    and who cropped them (the pipeline's crop stage, or the user for cropped_root / a given manifest).
+    """What the training images went through: crop method (CROP_METHOD for MTCNN box crops,
+    ALIGNED_CROP_METHOD for faces aligned on the ArcFace template, NO_CROP), crop size and margin
+    (None for aligned crops: no margin applies), source alignment and who cropped them (the
+    pipeline's crop stage, or the user for cropped_root / a given manifest).
 
     `aligned` and `cropped_here` default to what the config says (`dataset`, `cropped_root`,
     `manifest_path`); the training flow passes what it actually did.
@@ -41,11 +46,11 @@ def preprocessing(config: Config, *, aligned: bool | None = None, cropped_here: 
         aligned = source_aligned(config.dataset)
     if cropped_here is None:
         cropped_here = not (config.cropped_root or config.manifest_path)
-    cropped = config.crop == "mtcnn"
+    cropped = config.crop in CONTRACT_CROP_METHODS
     return {
-        "crop_method": CROP_METHOD if cropped else NO_CROP,
+        "crop_method": CONTRACT_CROP_METHODS[config.crop] if cropped else NO_CROP,
         "crop_image_size": config.crop_image_size if cropped else None,
-        "crop_margin": config.crop_margin if cropped else None,
+        "crop_margin": config.crop_margin if config.crop == "mtcnn" else None,
         "source_alignment": PRE_ALIGNED if aligned else UNALIGNED,
         "crop_done_by": (BY_PIPELINE if cropped_here else BY_USER) if cropped else None,
     }

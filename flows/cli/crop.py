@@ -1,4 +1,4 @@
-"""`facenet crop INPUT_ROOT OUTPUT_ROOT`: MTCNN-crop a tree of identity folders (no Prefect needed)."""
+"""`facenet crop INPUT_ROOT OUTPUT_ROOT`: MTCNN-crop (or align) a tree of identity folders (no Prefect needed)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ def register(subparsers) -> None:
         help="detect one face per image with MTCNN and save image_size x image_size PNG crops",
         description=(
             "Crop INPUT_ROOT/<identity>/<image> into OUTPUT_ROOT/<identity>/<stem>.png as the reference "
-            "alignment script does (MTCNN, one face per image, margin/2 per side, bilinear resize), and write "
-            "OUTPUT_ROOT/detections.parquet with one row per source image. Reruns skip finished images. "
+            "alignment script does (MTCNN, one face per image, margin/2 per side, bilinear resize), or with "
+            "--method aligned warp each face so its 5 landmarks land on the ArcFace template (no margin), and "
+            "write OUTPUT_ROOT/detections.parquet with one row per source image. Reruns skip finished images. "
             "OUTPUT_ROOT must not be, contain or lie inside INPUT_ROOT; a second crop of the same "
             "OUTPUT_ROOT while one runs stops with an error."
         ),
@@ -32,7 +33,16 @@ def register(subparsers) -> None:
         parser, "image_size", type=config_range("crop_image_size"), default=224, help="side of the square crops (px)"
     )
     parser.add_argument(
-        "--margin", type=config_range("crop_margin"), default=0, help="pixels added around the face box (half per side)"
+        "--method",
+        choices=("mtcnn", "aligned"),
+        default="mtcnn",
+        help="mtcnn: the face box (plus margin) resized; aligned: the face warped onto the ArcFace 5-point template",
+    )
+    parser.add_argument(
+        "--margin",
+        type=config_range("crop_margin"),
+        default=0,
+        help="pixels added around the face box (half per side); mtcnn only",
     )
     parser.add_argument("--device", type=device_option, default="auto", help="auto, cpu, cuda or cuda:N")
     add_flag(
@@ -93,6 +103,7 @@ def crop_options(args: argparse.Namespace) -> CropOptions:
         exif_transpose=args.exif_transpose,
         png_compress_level=args.png_compress_level,
         batch_megapixels=args.crop_batch_megapixels,
+        method=args.method,
     )
 
 

@@ -390,3 +390,61 @@ def test_stale_detections_temporary_at_the_root_is_removed(tree, tmp_path):
         path.write_bytes(b"half")
     assert crop_tree(tree, out, OPTIONS)["cleaned"] == 2
     assert not any(path.exists() for path in stale) and kept.exists()
+
+
+ALIGNED = CropOptions(image_size=40, batch_size=2, workers=1, method="aligned")
+
+
+def test_aligned_options_name_their_folder_and_refuse_a_margin():
+    assert CropOptions(method="aligned").folder_name("lfw") == "lfw-aligned"
+    assert ALIGNED.folder_name("lfw") == "lfw-aligned-image_size40"
+    assert OPTIONS.folder_name("lfw") == "lfw-image_size40"
+    # mtcnn crops keep the options they always recorded (tables, cache keys): no method named
+    assert "method" not in CropOptions().output_options()
+    assert CropOptions(method="aligned").output_options() == CropOptions().output_options() | {"method": "aligned"}
+    with pytest.raises(UserError, match="crop margin 32: aligned crops are framed by the ArcFace template"):
+        CropOptions(method="aligned", margin=32)
+    with pytest.raises(UserError, match="crop method must be one of mtcnn, aligned"):
+        CropOptions(method="similarity")
+
+
+def test_aligned_crops_are_the_faces_warped_on_their_landmarks_beside_the_mtcnn_crops(tree, tmp_path):
+    from facenet_core.detect.align import aligned_face, landmark_points
+    from facenet_core.images import load_rgb
+
+    cropped = tmp_path / "cropped"
+    boxes = cropped / OPTIONS.folder_name("faces")
+    aligned = cropped / ALIGNED.folder_name("faces")
+    crop_tree(tree, boxes, OPTIONS)
+    before = tree_state(boxes)
+    summary = crop_tree(tree, aligned, ALIGNED)
+    assert summary["ok"] == 3 and tree_state(boxes) == before  # the mtcnn crops are untouched
+    assert crop_tree(tree, boxes, OPTIONS)["resumed"] == 6  # and still current
+    box_rows, aligned_rows = _rows(boxes), _rows(aligned)
+    assert box_rows == aligned_rows  # the same detections, selection and rows
+    for source, row in aligned_rows.items():
+        if row["status"] != "ok":
+            continue
+        landmarks = [row[f"lm_x{k}"] for k in range(1, 6)] + [row[f"lm_y{k}"] for k in range(1, 6)]
+        expected = aligned_face(load_rgb(tree / source, False), landmark_points(np.array(landmarks)), 40)
+        saved = np.asarray(Image.open(aligned / row["output"]))
+        np.testing.assert_array_equal(saved, expected)
+        assert not np.array_equal(saved, np.asarray(Image.open(boxes / row["output"])))
+    with pytest.raises(UserError, match="crop into a new output folder"):
+        crop_shard(tree, boxes, ["alice"], ALIGNED)
+
+
+def test_command_crops_aligned_with_method_aligned(tree, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    crop_command.register(parser.add_subparsers())
+    out = tmp_path / "out"
+    args = parser.parse_args(
+        ["crop", str(tree), str(out), "--method", "aligned", "--image-size", "48", "--workers", "1"]
+    )
+    assert crop_command.crop_options(args) == CropOptions(image_size=48, workers=1, device="auto", method="aligned")
+    assert args.func(args) == 0
+    assert '"ok": 3' in capsys.readouterr().out
+    assert Image.open(out / "bob" / "face.png").size == (48, 48)
+    assert (
+        json.loads(pq.read_schema(out / "detections.parquet").metadata[b"facenet.crop_options"])["method"] == "aligned"
+    )
