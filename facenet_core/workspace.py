@@ -31,7 +31,8 @@ class RunLayout:
     checkpoints/epoch_<e>.pt   weights of epoch e (kept for re-evaluation), epoch_<e>.json its summary
     checkpoints/last.pt        the full training state of the newest epoch (what a resume continues)
     checkpoints/best.pt        the full state of the best evaluated epoch
-    triplets/epoch_<e>.npy     the triplets epoch e trained on (and their .json sidecar)
+    triplets/epoch_<e>.npy     the triplets epoch e trained on (and their .json sidecar), sampling: triplets
+    pk_batches/epoch_<e>.npy   the P x K batches epoch e trained on (and their .json sidecar), sampling: pk
     reports/                   evaluation tables and plots
     launch/                    config and step metrics of a torchrun epoch
     """
@@ -64,6 +65,9 @@ class RunLayout:
 
     def triplets(self, epoch: int) -> Path:
         return self.run_dir / "triplets" / f"epoch_{epoch}.npy"
+
+    def pk_batches(self, epoch: int) -> Path:
+        return self.run_dir / "pk_batches" / f"epoch_{epoch}.npy"
 
     @property
     def reports(self) -> Path:

@@ -1,8 +1,8 @@
-"""facenet-train: download -> crop -> manifest -> per epoch (triplets -> train -> evaluate) -> register."""
+"""facenet-train: download -> crop -> manifest -> per epoch (triplets | PK batches -> train -> evaluate) -> register."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
 from facenet_core.config import Config, load_config, save_config
+from facenet_core.data.pk_batches import PKParams
 from facenet_core.data.triplets import TripletParams
 from facenet_core.evaluate.epoch import EpochEvaluation
 from facenet_core.evaluate.selection import Evaluation
@@ -26,7 +27,7 @@ from tasks import tracking as tracking_tasks
 from tasks.progress import ProgressArtifact
 from tasks.results import EpochCheckpoint
 from tasks.tracking import TrackingRun
-from tasks.train import draw_triplets, train_epoch_task
+from tasks.train import draw_pk_batches, draw_triplets, train_epoch_task
 
 DEFAULT_PRESET = "demo"
 
@@ -37,14 +38,15 @@ def start_checkpoint(plan: RunPlan) -> EpochCheckpoint | None:
     return None if path is None else EpochCheckpoint(path, sha256_file(path), plan.began - 1)
 
 
-def train_epochs(
-    cfg: Config, ws: Workspace, data: TrainingData, plan: RunPlan, stages: StageLog, tracking: TrackingRun
-) -> Iterator[EpochCheckpoint]:
-    """The run's epochs in order, each trained on its triplets (Cached when done before; taken from
-    the run folder when trained there outside the cache, see facenet_core.train.plan); the next
-    epoch's triplets are drawn while one trains. Moves the flow run's progress artifact."""
+def epoch_index_drawer(cfg: Config, ws: Workspace, data: TrainingData, plan: RunPlan) -> Callable[[int], PrefectFuture]:
+    """epoch -> the submitted task drawing that epoch's triplets or PK batches, as cfg.sampling says."""
+    if cfg.sampling == "pk":
+        draw_pk = draw_pk_batches.with_options(result_storage=ws.prefect_results)
+        pk_params = PKParams.from_config(cfg)
+        return lambda epoch: draw_pk.submit(
+            workspace=ws, manifest=data.manifest, epoch=epoch, params=pk_params, out_path=plan.layout.pk_batches(epoch)
+        )
     draw = draw_triplets.with_options(result_storage=ws.prefect_results)
-    train = train_epoch_task.with_options(result_storage=ws.prefect_results)
     params = TripletParams.from_config(cfg)
 
     def triplets_for(epoch: int) -> PrefectFuture:
@@ -53,21 +55,33 @@ def train_epochs(
         out = plan.layout.triplets(epoch)
         return draw.submit(workspace=ws, manifest=data.manifest, epoch=epoch, params=params, out_path=out, reuse=reuse)
 
+    return triplets_for
+
+
+def train_epochs(
+    cfg: Config, ws: Workspace, data: TrainingData, plan: RunPlan, stages: StageLog, tracking: TrackingRun
+) -> Iterator[EpochCheckpoint]:
+    """The run's epochs in order, each trained on its triplets or PK batches (Cached when done before;
+    taken from the run folder when trained there outside the cache, see facenet_core.train.plan); the
+    next epoch's are drawn while one trains. Moves the flow run's progress artifact."""
+    train = train_epoch_task.with_options(result_storage=ws.prefect_results)
+    draw_for = epoch_index_drawer(cfg, ws, data, plan)
+
     progress = ProgressArtifact.create(
         "facenet-train-progress", f"epoch {plan.began}/{cfg.epochs} done", 100.0 * plan.began / cfg.epochs
     )
     checkpoint = start_checkpoint(plan)
-    next_triplets = triplets_for(plan.began)
+    next_index = draw_for(plan.began)
     for epoch in range(plan.began, cfg.epochs):
-        triplets = stages.result(next_triplets)
+        epoch_index = stages.result(next_index)
         if epoch + 1 < cfg.epochs:
-            next_triplets = triplets_for(epoch + 1)  # drawn while this epoch trains
+            next_index = draw_for(epoch + 1)  # drawn while this epoch trains
         checkpoint = stages.call(
             train,
             workspace=ws,
             config=cfg,
             epoch=epoch,
-            triplets=triplets,
+            epoch_index=epoch_index,
             checkpoint_in=checkpoint,
             layout=plan.layout,
             already_trained=epoch in plan.trained,

@@ -54,12 +54,23 @@ class Detections:
 
 
 @dataclass(frozen=True)
-class TripletsFile:
-    """One epoch's triplets (.npy with its .json sidecar), their sha256 and how many."""
+class EpochIndexFile:
+    """One epoch's index of manifest rows (.npy with its .json sidecar) that a train epoch reads, its
+    sha256 and how many rows it holds."""
 
     path: Path
     sha256: str
     count: int
+
+
+@dataclass(frozen=True)
+class TripletsFile(EpochIndexFile):
+    """One epoch's triplets (sampling: triplets); `count` triplets."""
+
+
+@dataclass(frozen=True)
+class PKBatchesFile(EpochIndexFile):
+    """One epoch's P x K batches (sampling: pk); `count` batches."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Per-epoch tasks: an epoch's triplets, and one epoch of training."""
+"""Per-epoch tasks: an epoch's triplets or PK batches, and one epoch of training."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from prefect import get_run_logger
 
 from facenet_core.config import Config
 from facenet_core.config.stages import stage_values
+from facenet_core.data import pk_batches as pk_core
 from facenet_core.data import triplets as triplets_core
-from facenet_core.data.manifest import read_manifest
+from facenet_core.data.manifest import read_manifest_labels
 from facenet_core.fileio import sha256_file
 from facenet_core.tracking import metrics as tracking_metrics
 from facenet_core.tracking.system import system_metrics
@@ -21,7 +22,7 @@ from facenet_core.train.launch import run_train_epoch
 from facenet_core.workspace import RunLayout, Workspace
 from tasks.caching import file_fingerprint, stage_task
 from tasks.progress import ProgressArtifact
-from tasks.results import EpochCheckpoint, ManifestFile, TripletsFile
+from tasks.results import EpochCheckpoint, EpochIndexFile, ManifestFile, PKBatchesFile, TripletsFile
 from tasks.tracking import TrackingRun
 
 # Run tag saying an epoch resumed from a file without optimiser state (its optimiser started fresh).
@@ -73,8 +74,28 @@ def draw_triplets(
     if reuse is not None:
         count = len(triplets_core.load_triplets(reuse, manifest.fingerprint))
         return TripletsFile(reuse, sha256_file(reuse), count)
-    count = triplets_core.draw_and_save(read_manifest(manifest.path), epoch, params, out_path)
+    count = triplets_core.draw_and_save(read_manifest_labels(manifest.path), epoch, params, out_path)
     return TripletsFile(out_path, sha256_file(out_path), count)
+
+
+def pk_batches_key(manifest: ManifestFile, epoch: int, params: pk_core.PKParams) -> dict[str, Any]:
+    """What an epoch's PK batches depend on: the manifest's content, the epoch and P, K, seed, iterations."""
+    return {"manifest": manifest.fingerprint, "epoch": epoch, "params": asdict(params)}
+
+
+@stage_task(
+    stage="pk-batches",
+    version=pk_core.STAGE_VERSION,
+    key=pk_batches_key,
+    outputs=lambda batches: [batches.path],
+    task_run_name="pk-batches-epoch-{epoch}",
+)
+def draw_pk_batches(
+    workspace: Workspace, manifest: ManifestFile, epoch: int, params: pk_core.PKParams, out_path: Path
+) -> PKBatchesFile:
+    """PK batches of one epoch, drawn from (seed, epoch) into `out_path`."""
+    count = pk_core.draw_and_save(read_manifest_labels(manifest.path), epoch, params, out_path)
+    return PKBatchesFile(out_path, sha256_file(out_path), count)
 
 
 def step_progress(artifact: ProgressArtifact, cfg: Config) -> engine.MetricsCallback:
@@ -91,14 +112,14 @@ def step_progress(artifact: ProgressArtifact, cfg: Config) -> engine.MetricsCall
 
 
 def train_key(
-    config: Config, epoch: int, triplets: TripletsFile, checkpoint_in: EpochCheckpoint | None
+    config: Config, epoch: int, epoch_index: EpochIndexFile, checkpoint_in: EpochCheckpoint | None
 ) -> dict[str, Any]:
-    """What an epoch's weights depend on: the config's train-epoch fields, the epoch, the triplets'
-    content and the content of the checkpoint it starts from."""
+    """What an epoch's weights depend on: the config's train-epoch fields, the epoch, the content of
+    its triplets or PK batches and the content of the checkpoint it starts from."""
     return {
         "config": stage_values(config, "train-epoch"),
         "epoch": epoch,
-        "triplets": triplets.sha256,
+        "triplets": epoch_index.sha256,  # the name of the first version: earlier cache keys stay valid
         "checkpoint_in": checkpoint_in.sha256 if checkpoint_in else None,
     }
 
@@ -115,14 +136,15 @@ def train_epoch_task(
     workspace: Workspace,
     config: Config,
     epoch: int,
-    triplets: TripletsFile,
+    epoch_index: EpochIndexFile,
     checkpoint_in: EpochCheckpoint | None,
     layout: RunLayout,
     already_trained: bool = False,
     tracking: TrackingRun | None = None,
     progress_artifact: str | None = None,
 ) -> EpochCheckpoint:
-    """One epoch of training (torchrun when num_processes > 1); returns its checkpoint.
+    """One epoch of training (torchrun when num_processes > 1) on `epoch_index`, the epoch's triplets
+    or PK batches as config.sampling says; returns its checkpoint.
 
     `already_trained`: the run folder holds this epoch already (facenet_core.train.plan: the run went
     on past it, outside this cache): its files are taken as they are, nothing is trained again.
@@ -144,7 +166,7 @@ def train_epoch_task(
         checkpoint = run_train_epoch(
             config,
             epoch,
-            triplets.path,
+            epoch_index.path,
             checkpoint_in.path if checkpoint_in else None,
             layout.run_dir,
             on_metrics=on_metrics,

@@ -320,6 +320,11 @@ class Config(_Strict):
                     "mining: seed selects among offline triplets and needs sampling: triplets; with sampling: pk "
                     "choose batch_hard, batch_semihard or batch_all"
                 )
+            if self.training_triplets_path:
+                raise ValueError(
+                    "training_triplets_path gives the first epoch's triplets and needs sampling: triplets; "
+                    "with sampling: pk every epoch's batches are drawn (drop training_triplets_path)"
+                )
             rows, what = self.iterations_per_epoch * self.pk_identities * self.pk_images, "pk_identities x pk_images"
             if self.pk_identities % self.num_processes:
                 raise ValueError(

@@ -267,6 +267,27 @@ def manifest_fingerprint(path: str | os.PathLike) -> str:
     return _metadata(Path(path))[META_FINGERPRINT].decode()
 
 
+@dataclass(frozen=True, eq=False)
+class ManifestLabels:
+    """A manifest's label column and fingerprint: all that drawing an epoch's triplets or batches reads."""
+
+    fingerprint: str
+    labels: np.ndarray
+
+    @property
+    def num_images(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def read_manifest_labels(path: str | os.PathLike) -> ManifestLabels:
+    """Only the `label` column (int32) and the fingerprint of a manifest: no paths, no identity names."""
+    path = Path(path)
+    fingerprint = _metadata(path)[META_FINGERPRINT].decode()
+    column = pq.read_table(path, columns=["label"]).column("label")
+    labels = column.chunk(0).to_numpy() if column.num_chunks == 1 else column.to_numpy()
+    return ManifestLabels(fingerprint=fingerprint, labels=labels.astype(np.int32, copy=False))
+
+
 def read_manifest(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Manifest:
     """Load a manifest's paths and labels as numpy arrays; `root` overrides the recorded root."""
     path = Path(path)

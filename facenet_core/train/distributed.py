@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from facenet_core.devices import resolve_device
-from facenet_core.train.loss import TripletTerms
+from facenet_core.train.loss import LossTerms
 
 
 @dataclass(frozen=True)
@@ -46,17 +46,19 @@ def init_from_env(requested_device: str) -> DistContext:
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
-def global_loss(terms: TripletTerms, world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loss to backpropagate and the all-reduced kept count.
+def global_loss(terms: LossTerms, world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss to backpropagate and the all-reduced divisor (the seed: kept triplets; the miners:
+    valid anchors, valid pairs or triplets with a positive hinge).
 
-    Every rank divides its hinge sum by the kept count of the whole global batch and multiplies by
-    the world size, which DDP's gradient averaging divides out again: W ranks then compute the
-    gradient of (sum of all hinges) / (all kept), exactly as one process on the whole batch.
+    Every rank divides its hinge sum by the divisor of the whole global batch and multiplies by the
+    world size, which DDP's gradient averaging divides out again: W ranks then compute the gradient
+    of (sum of all hinges) / (all divisors), exactly as one process whose batch is the ranks' batches
+    side by side, each mined on its own rank.
     """
-    kept = terms.kept.detach().to(torch.float32)
+    divisor = terms.divisor.detach().to(torch.float32)
     if world_size > 1:
-        dist.all_reduce(kept)
-    return terms.hinge_sum * world_size / kept.clamp(min=1), kept
+        dist.all_reduce(divisor)
+    return terms.hinge_sum * world_size / divisor.clamp(min=1), divisor
 
 
 def all_reduce_sum(tensor: torch.Tensor, world_size: int) -> torch.Tensor:

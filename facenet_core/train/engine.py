@@ -46,28 +46,34 @@ def read_epoch_summary(checkpoint_path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(summary_path(checkpoint_path).read_text())
 
 
-def _open_triplet_loader(config: Config, epoch: int, triplets_path: str | os.PathLike, ctx: DistContext):
-    from facenet_core.data.loader import make_triplet_loader
+def _open_loader(config: Config, epoch: int, index_path: str | os.PathLike, ctx: DistContext):
+    """The epoch's loader as config.sampling says: triplet batches (anchors, positives, negatives,
+    labels (B, 3)) or PK batches (images, labels (B,)), this rank's share of each global batch."""
+    from facenet_core.data.loader import make_pk_loader, make_triplet_loader
     from facenet_core.data.manifest import read_manifest
+    from facenet_core.data.pk_batches import load_pk_batches
     from facenet_core.data.triplets import load_triplets
 
     if not config.manifest_path:
-        raise ValueError("manifest_path must name the manifest (.parquet) the triplets index")
+        raise ValueError(f"manifest_path must name the manifest (.parquet) the {config.sampling} index")
     manifest = read_manifest(config.manifest_path)
-    triplets = load_triplets(triplets_path, manifest.fingerprint)
-    return make_triplet_loader(
-        manifest,
-        triplets,
-        image_size=config.image_size,
-        mean=config.normalize_mean,
-        std=config.normalize_std,
-        batch_size=config.batch_size,
-        num_workers=config.num_workers,
-        seed=config.seed,
-        epoch=epoch,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-    )
+    common = {
+        "image_size": config.image_size,
+        "mean": config.normalize_mean,
+        "std": config.normalize_std,
+        "num_workers": config.num_workers,
+        "seed": config.seed,
+        "epoch": epoch,
+        "rank": ctx.rank,
+        "world_size": ctx.world_size,
+    }
+    if config.sampling == "pk":
+        batches = load_pk_batches(
+            index_path, manifest.fingerprint, pk_identities=config.pk_identities, pk_images=config.pk_images
+        )
+        return make_pk_loader(manifest, batches, pk_images=config.pk_images, **common)
+    triplets = load_triplets(index_path, manifest.fingerprint)
+    return make_triplet_loader(manifest, triplets, batch_size=config.batch_size, **common)
 
 
 def run_steps(
@@ -174,7 +180,7 @@ def train_epoch(
     ctx = init_from_env(config.device)
     layout = RunLayout(Path(run_dir))
     out = layout.epoch_checkpoint(epoch)
-    loader = _open_triplet_loader(config, epoch, triplets_path, ctx)
+    loader = _open_loader(config, epoch, triplets_path, ctx)
     state = build_state(config, epoch, ctx.device, checkpoint_in)
     _wrap(state, config, ctx)
     amp_dtype = resolve_amp(config.amp, ctx.device)

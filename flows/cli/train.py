@@ -70,16 +70,19 @@ def resolve_manifest(config: Config, workspace: Workspace) -> Path:
 
 
 def epoch_triplets(config: Config, plan: RunPlan, epoch: int, manifest_path: Path) -> Path:
-    """--training_triplets_path for the run's first epoch (as the seed), else this epoch's drawn file
-    (drawn once: a rerun takes the file already there)."""
+    """--training_triplets_path for the run's first epoch (as the seed), else this epoch's drawn file of
+    triplets or PK batches as config.sampling says (drawn once: a rerun takes the file already there)."""
     if config.training_triplets_path and epoch == plan.began:
         return Path(config.training_triplets_path)
-    from facenet_core.data.manifest import read_manifest
-    from facenet_core.data.triplets import TripletParams, draw_and_save
+    from facenet_core.data import pk_batches, triplets
+    from facenet_core.data.manifest import read_manifest_labels
 
-    path = plan.layout.triplets(epoch)
+    if config.sampling == "pk":
+        path, params, sampling = plan.layout.pk_batches(epoch), pk_batches.PKParams.from_config(config), pk_batches
+    else:
+        path, params, sampling = plan.layout.triplets(epoch), triplets.TripletParams.from_config(config), triplets
     if not path.is_file():
-        draw_and_save(read_manifest(manifest_path), epoch, TripletParams.from_config(config), path)
+        sampling.draw_and_save(read_manifest_labels(manifest_path), epoch, params, path)
     return path
 
 
@@ -115,6 +118,13 @@ def _print_summary(checkpoint: Path) -> None:
     if s.get("optimizer_state") == "fresh":
         print(f"warning: epoch {s['epoch']}: {s['optimizer_state_note']}")
     print(
-        f"epoch {s['epoch']}: loss {s['loss']:.4f}, kept triplets {int(s['kept_triplets'])}/{int(s['triplets'])}, "
+        f"epoch {s['epoch']}: loss {s['loss']:.4f}, {_selected(s)}, "
         f"lr {s['learning_rate']:g}, {s['images_per_second']:.0f} images/s{changed} -> {checkpoint}"
     )
+
+
+def _selected(s: dict) -> str:
+    """The seed's kept triplets, or the share of an online mining's terms with a positive hinge."""
+    if "kept_triplets" in s:
+        return f"kept triplets {int(s['kept_triplets'])}/{int(s['triplets'])}"
+    return f"{s['mining']}: {s['active_fraction']:.1%} active"

@@ -1,4 +1,4 @@
-"""Triplet dataset and loader: shapes, labels, RGB conversion, rank slicing, seeded augmentation."""
+"""Triplet and PK datasets and loaders: shapes, labels, RGB conversion, rank slicing, seeded augmentation."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from facenet_core.data.loader import TripletDataset, make_triplet_loader, rank_slice
+from facenet_core.data.loader import (
+    PKDataset,
+    TripletDataset,
+    make_pk_loader,
+    make_triplet_loader,
+    pk_rank_slice,
+    rank_slice,
+)
 from facenet_core.data.manifest import build_manifest, read_manifest
+from facenet_core.data.pk_batches import generate_pk_batches
 from facenet_core.data.transforms import eval_transform, train_transform
 from facenet_core.data.triplets import generate_triplets
 from facenet_core.images import open_rgb
@@ -92,6 +100,71 @@ def test_dataset_refuses_rows_outside_the_manifest(manifest):
     bad = np.array([[0, 1, manifest.num_images]], dtype=np.int32)
     with pytest.raises(ValueError, match="another manifest"):
         TripletDataset(manifest, bad, eval_transform(8, MEAN, STD))
+
+
+def _pk_batches(manifest, iterations=3, p=2, k=3):
+    return generate_pk_batches(
+        manifest.labels, seed=3, epoch=0, iterations_per_epoch=iterations, pk_identities=p, pk_images=k
+    )
+
+
+def _pk_loader(manifest, batches, **kw):
+    options = dict(pk_images=3, image_size=12, mean=MEAN, std=STD, num_workers=0, seed=1, epoch=0)
+    return make_pk_loader(manifest, batches, **{**options, **kw})
+
+
+def test_pk_batches_are_the_rows_images_and_labels(manifest):
+    batches = _pk_batches(manifest)
+    loaded = list(_pk_loader(manifest, batches))
+    assert len(loaded) == 3
+    dataset = PKDataset(manifest, batches, eval_transform(12, MEAN, STD))
+    for b, (images, labels) in enumerate(loaded):
+        assert images.shape == (6, 3, 12, 12) and images.dtype == torch.float32
+        assert labels.dtype == torch.int64 and labels.shape == (6,)
+        assert np.array_equal(labels.numpy(), manifest.labels[batches[b]])
+    image, label = dataset[4]  # batch 0, slot 4
+    by_hand = eval_transform(12, MEAN, STD)(open_rgb(manifest.abspath(int(batches[0, 4]))))
+    assert torch.equal(image, by_hand) and int(label) == manifest.labels[batches[0, 4]]
+
+
+def test_pk_ranks_take_whole_identities_and_partition_each_batch(manifest):
+    batches = _pk_batches(manifest, iterations=4, p=2, k=2)
+    shares = [pk_rank_slice(batches, 2, rank, 2) for rank in (0, 1)]
+    assert np.array_equal(shares[0], batches[:, :2]) and np.array_equal(shares[1], batches[:, 2:])
+    assert all((manifest.labels[share][:, 0] == manifest.labels[share][:, 1]).all() for share in shares)
+    assert np.array_equal(pk_rank_slice(batches, 2, 0, 1), batches)
+    loaded = [_pk_loader(manifest, batches, pk_images=2, rank=rank, world_size=2) for rank in (0, 1)]
+    for share, loader in zip(shares, loaded, strict=True):
+        labels = torch.cat([labels for _, labels in loader]).numpy()
+        assert np.array_equal(labels, manifest.labels[share].ravel())
+    with pytest.raises(ValueError, match="pk_identities=2 must be divisible by world_size=3"):
+        pk_rank_slice(batches, 2, 0, 3)
+    with pytest.raises(ValueError, match="rank"):
+        pk_rank_slice(batches, 2, 2, 2)
+    with pytest.raises(ValueError, match="not whole identities of pk_images=3"):
+        pk_rank_slice(batches, 3, 0, 1)
+
+
+def test_pk_augmentations_depend_on_position_not_on_workers_or_processes(manifest):
+    batches = _pk_batches(manifest, iterations=2, p=2, k=2)
+    same = {"pk_images": 2, "seed": 5, "epoch": 2}
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    first = [images for images, _ in _pk_loader(manifest, batches, num_workers=0, **same)]
+    assert torch.equal(torch.random.get_rng_state(), before), "loading leaves the caller's RNG alone"
+    two = [images for images, _ in _pk_loader(manifest, batches, num_workers=2, **same)]
+    other = [images for images, _ in _pk_loader(manifest, batches, **{**same, "epoch": 3})]
+    assert all(torch.equal(a, b) for a, b in zip(first, two, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+    for rank in (0, 1):
+        share = [images for images, _ in _pk_loader(manifest, batches, rank=rank, world_size=2, **same)]
+        for b, images in enumerate(share):
+            assert torch.equal(images, first[b][2 * rank : 2 * rank + 2]), "a rank's images are the global batch's"
+
+
+def test_pk_dataset_refuses_rows_outside_the_manifest(manifest):
+    with pytest.raises(ValueError, match="another manifest"):
+        PKDataset(manifest, np.array([[0, manifest.num_images]], dtype=np.int32), eval_transform(8, MEAN, STD))
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "RGB"])

@@ -11,7 +11,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from facenet_core.data.manifest import build_manifest, manifest_fingerprint, read_manifest, sidecar_paths
+from facenet_core.data.manifest import (
+    build_manifest,
+    manifest_fingerprint,
+    read_manifest,
+    read_manifest_labels,
+    sidecar_paths,
+)
 from flows.cli import main as facenet
 
 from .conftest import write_image
@@ -143,6 +149,17 @@ def test_errors_name_the_problem(tmp_path):
         read_manifest(tmp_path / "absent.parquet")
 
 
+def test_label_reader_equals_the_full_readers_labels_and_fingerprint(image_tree, tmp_path):
+    root = image_tree({"ann": 3, "bob": 1, "cid": 4})
+    build_manifest(root, tmp_path / "m.parquet", workers=1, progress=False)
+    full, labels = read_manifest(tmp_path / "m.parquet"), read_manifest_labels(tmp_path / "m.parquet")
+    assert labels.fingerprint == full.fingerprint == manifest_fingerprint(tmp_path / "m.parquet")
+    assert labels.labels.dtype == np.int32 and np.array_equal(labels.labels, full.labels)
+    assert labels.num_images == full.num_images == 8
+    with pytest.raises(FileNotFoundError, match="facenet manifest"):
+        read_manifest_labels(tmp_path / "absent.parquet")
+
+
 def test_cli_manifest_then_triplets(image_tree, tmp_path, capsys):
     root = image_tree({"a": 2, "b": 2, "c": 1})
     out = tmp_path / "m.parquet"
@@ -157,6 +174,21 @@ def test_cli_manifest_then_triplets(image_tree, tmp_path, capsys):
     assert np.load(npy).shape == (12, 3)
     assert facenet([*args, "--num_human_identities_per_batch", "4"]) == 2
     assert "exceeds the 3 identities" in capsys.readouterr().err
+
+    pk = tmp_path / "pk.npy"
+    args = ["triplets", "--manifest", str(out), "--epoch", "1", "--out", str(pk), "--sampling", "pk"]
+    assert facenet([*args, "--pk_identities", "2", "--pk_images", "3", "--iterations_per_epoch", "4"]) == 0
+    assert "4 batches of 2 x 3 images from 5 images" in capsys.readouterr().out
+    meta = json.loads(pk.with_suffix(".json").read_text())
+    assert (meta["format"], meta["epoch"], meta["pk_identities"], meta["pk_images"]) == (
+        "facenet-pk-batches-1",
+        1,
+        2,
+        3,
+    )
+    assert np.load(pk).shape == (4, 6)
+    assert facenet([*args, "--pk_identities", "3"]) == 2
+    assert "pk_identities=3 exceeds the 2 identities with at least two images" in capsys.readouterr().err
 
 
 def test_undecodable_names_are_rejected_not_fatal(image_tree, tmp_path):

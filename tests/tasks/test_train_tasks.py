@@ -34,7 +34,7 @@ def test_triplets_key_holds_the_manifest_content_epoch_params_and_reused_file(tm
 def test_train_key_holds_the_configs_training_fields_and_the_inputs_content(tmp_path):
     config = Config(epochs=3)
     triplets = TripletsFile(tmp_path / "t.npy", "a" * 64, 8)
-    first = train_key(config=config, epoch=0, triplets=triplets, checkpoint_in=None)
+    first = train_key(config=config, epoch=0, epoch_index=triplets, checkpoint_in=None)
     assert first == {
         "config": stage_values(config, "train-epoch"),
         "epoch": 0,
@@ -42,9 +42,9 @@ def test_train_key_holds_the_configs_training_fields_and_the_inputs_content(tmp_
         "checkpoint_in": None,
     }
     previous = EpochCheckpoint(tmp_path / "epoch_0.pt", "b" * 64, 0)
-    assert train_key(config=config, epoch=1, triplets=triplets, checkpoint_in=previous)["checkpoint_in"] == "b" * 64
+    assert train_key(config=config, epoch=1, epoch_index=triplets, checkpoint_in=previous)["checkpoint_in"] == "b" * 64
     faster = config.model_copy(update={"num_workers": 7, "eval_batch_size": 3})  # speed only: the same key
-    assert train_key(config=faster, epoch=0, triplets=triplets, checkpoint_in=None) == first
+    assert train_key(config=faster, epoch=0, epoch_index=triplets, checkpoint_in=None) == first
 
 
 @flow
@@ -55,7 +55,7 @@ def take_trained_epoch(workspace: Workspace, epoch: int) -> EpochCheckpoint:
         workspace=workspace,
         config=Config(epochs=3),
         epoch=epoch,
-        triplets=TripletsFile(layout.triplets(epoch), "a" * 64, 8),
+        epoch_index=TripletsFile(layout.triplets(epoch), "a" * 64, 8),
         checkpoint_in=None,
         layout=layout,
         already_trained=True,
@@ -85,7 +85,7 @@ def test_an_epoch_trained_outside_the_cache_is_taken_from_the_run_folder(tmp_pat
     parameters = {
         "config": Config(epochs=3),
         "epoch": 1,
-        "triplets": TripletsFile(layout.triplets(1), "a" * 64, 8),
+        "epoch_index": TripletsFile(layout.triplets(1), "a" * 64, 8),
         "checkpoint_in": None,
     }
     record = output_record_path(workspace, stage_key("train-epoch", engine.STAGE_VERSION, train_key(**parameters)))

@@ -23,9 +23,14 @@ def test_first_epoch_writes_weights_state_and_summary(tiny_config, tiny_dataset,
 
     assert out == run_dir / "checkpoints" / "epoch_0.pt"
     assert [step for step, _ in calls] == [1, 2]
-    assert set(calls[0][1]) == {"loss", "kept_triplets", "kept_fraction", "learning_rate", "images_per_second"}
+    assert set(calls[0][1]) == {"loss", "kept_triplets", "kept_fraction", "learning_rate", "images_per_second"} | {
+        "active_fraction",
+        "positive_distance",
+        "negative_distance",
+    }
     summary = read_epoch_summary(out)
     assert summary["steps"] == 2 and summary["triplets"] == 8 and summary["epoch"] == 0
+    assert summary["images"] == 24 and summary["mining"] == "seed"
     assert summary["kept_triplets"] == sum(m["kept_triplets"] for _, m in calls)
     assert summary["loss"] == pytest.approx(sum(m["loss"] for _, m in calls) / 2)
     assert summary["amp"] == "off" and summary["world_size"] == 1
@@ -41,6 +46,23 @@ def test_first_epoch_writes_weights_state_and_summary(tiny_config, tiny_dataset,
     initial = create_model("resnet18", 8).state_dict()
     assert not torch.equal(weights["model_state_dict"]["fc.weight"], initial["fc.weight"])
     torch.testing.assert_close(weights["model_state_dict"]["conv1.weight"], last["model_state_dict"]["conv1.weight"])
+
+
+@pytest.mark.parametrize("mining", ["batch_hard", "batch_semihard", "batch_all"])
+def test_an_epoch_mined_online_reports_mining_metrics(tiny_config, tiny_dataset, tmp_path, mining):
+    config = tiny_config.model_copy(update={"mining": mining})
+    calls, on_metrics = _collect()
+    out = train_epoch(config, 0, tiny_dataset["triplets"][0], None, tmp_path / "run", on_metrics)
+
+    expected = {"loss", "active_fraction", "positive_distance", "negative_distance", "learning_rate"}
+    assert set(calls[0][1]) == expected | {"images_per_second"}
+    summary = read_epoch_summary(out)
+    assert summary["mining"] == mining and summary["images"] == 24 and summary["steps"] == 2
+    assert "kept_triplets" not in summary and "triplets" not in summary
+    assert 0 < summary["active"] <= summary["considered"]
+    assert summary["active_fraction"] == pytest.approx(summary["active"] / summary["considered"])
+    assert 0 < summary["positive_distance"] <= 2 and 0 < summary["negative_distance"] <= 2
+    assert summary["loss"] == pytest.approx(sum(m["loss"] for _, m in calls) / 2)
 
 
 def test_resume_applies_a_new_learning_rate_and_prunes(tiny_config, tiny_dataset, tmp_path):

@@ -1,4 +1,5 @@
-"""train_step options (AMP, clipping, scaler) and the device-side metric sums."""
+"""train_step options (AMP, clipping, scaler), its seed and mined losses on either batch shape, and the
+device-side metric sums."""
 
 import dataclasses
 
@@ -7,7 +8,17 @@ import torch
 from torch import nn
 
 from facenet_core.models import EmbeddingHead
-from facenet_core.train.step import MetricSums, StepOptions, make_scaler, resolve_amp, train_step
+from facenet_core.train.mining import mine
+from facenet_core.train.step import (
+    STEP_STATS,
+    MetricSums,
+    StepOptions,
+    labelled_images,
+    make_scaler,
+    resolve_amp,
+    step_metrics,
+    train_step,
+)
 
 CPU = torch.device("cpu")
 OPTIONS = StepOptions(margin=1.0, semihard=False, amp_dtype=None, channels_last=False, grad_clip_norm=None)
@@ -23,19 +34,62 @@ def _batch():
     return [torch.randn(6, 3, 8, 8, generator=generator) for _ in range(3)]
 
 
-def _step(options, scaler=None):
+def _labelled_triplet_batch():
+    """6 triplets over 4 identities: (anchors, positives, negatives, labels (6, 3))."""
+    labels = torch.tensor([[0, 0, 1], [1, 1, 2], [2, 2, 3], [3, 3, 0], [0, 0, 2], [1, 1, 3]])
+    return [*_batch(), labels]
+
+
+def _pk_batch():
+    """P=3 identities x K=4 images, each identity's images contiguous."""
+    generator = torch.Generator().manual_seed(3)
+    return [torch.randn(12, 3, 8, 8, generator=generator), torch.arange(3).repeat_interleave(4)]
+
+
+def _step(options, scaler=None, batch=None):
     model = _model()
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-    stats = train_step(model, optimizer, scaler, _batch(), options, CPU)
+    stats = train_step(model, optimizer, scaler, batch or _batch(), options, CPU)
     change = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before, strict=True)])
     return stats, change
 
 
-def test_stats_are_loss_kept_and_triplets_of_the_batch():
+def test_seed_stats_are_loss_kept_and_triplets_of_the_batch():
     stats, change = _step(OPTIONS)
-    loss, kept, triplets = stats.tolist()
-    assert triplets == 6 and 0 < kept <= 6 and loss > 0
+    values = dict(zip(STEP_STATS, stats.tolist(), strict=True))
+    assert values["considered"] == 6 and 0 < values["active"] <= 6 and values["loss"] > 0
+    assert values["images"] == 18
+    assert 0 < values["pos_dist_sum"] and 0 < values["neg_dist_sum"]
+    assert change.abs().max() > 0
+
+
+def test_labelled_images_follow_the_concatenation_order():
+    anchors, positives, negatives, labels = _labelled_triplet_batch()
+    images, image_labels = labelled_images([anchors, positives, negatives, labels])
+    assert torch.equal(images, torch.cat((anchors, positives, negatives)))
+    assert torch.equal(image_labels, torch.cat((labels[:, 0], labels[:, 1], labels[:, 2])))
+    pk_images, pk_labels = _pk_batch()
+    assert labelled_images([pk_images, pk_labels])[0] is pk_images
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean"])
+@pytest.mark.parametrize("mining", ["batch_hard", "batch_semihard", "batch_all"])
+@pytest.mark.parametrize("shape", ["triplets", "pk"])
+def test_each_mining_trains_on_either_batch_shape(mining, distance, shape):
+    batch = _labelled_triplet_batch() if shape == "triplets" else _pk_batch()
+    options = dataclasses.replace(OPTIONS, mining=mining, distance=distance, margin=0.5)
+    images, labels = labelled_images(batch)
+    with torch.no_grad():
+        expected = mine(_model()(images), labels, mining, 0.5, distance)
+    stats, change = _step(options, batch=batch)
+    values = dict(zip(STEP_STATS, stats.tolist(), strict=True))
+    assert values["images"] == len(images) == (18 if shape == "triplets" else 12)
+    assert values["loss"] == pytest.approx(float(expected.loss()), rel=1e-5)
+    assert values["active"] == int(expected.active) and values["considered"] == int(expected.considered)
+    assert 0 < values["active"] <= values["considered"]
+    mean_positive, mean_negative = (values[k] / values["considered"] for k in ("pos_dist_sum", "neg_dist_sum"))
+    assert 0 < mean_positive and 0 < mean_negative <= (2.0 if distance == "euclidean" else 4.0)
     assert change.abs().max() > 0
 
 
@@ -83,7 +137,32 @@ def test_channels_last_gives_the_same_step():
 
 def test_metric_sums_average_loss_and_reset_on_read():
     sums = MetricSums(CPU)
-    sums.add(torch.tensor([0.5, 3.0, 4.0]))
-    sums.add(torch.tensor([0.25, 1.0, 4.0]))
-    assert sums.read() == {"loss": 0.375, "kept_triplets": 4.0, "triplets": 8.0, "steps": 2.0}
+    sums.add(torch.tensor([0.5, 3.0, 4.0, 2.0, 3.0, 12.0]))
+    sums.add(torch.tensor([0.25, 1.0, 4.0, 1.0, 5.0, 12.0]))
+    assert sums.read() == {
+        "loss": 0.375,
+        "active": 4.0,
+        "considered": 8.0,
+        "pos_dist_sum": 3.0,
+        "neg_dist_sum": 8.0,
+        "images": 24.0,
+        "steps": 2.0,
+    }
     assert sums.read()["steps"] == 0
+
+
+def test_step_metrics_are_fractions_means_and_rates():
+    sums = {"loss": 0.3, "active": 4.0, "considered": 8.0, "pos_dist_sum": 6.0, "neg_dist_sum": 10.0, "images": 24.0}
+    mined = step_metrics(sums, seconds=2.0, mining="batch_hard")
+    assert mined == {
+        "loss": 0.3,
+        "active_fraction": 0.5,
+        "positive_distance": 0.75,
+        "negative_distance": 1.25,
+        "images_per_second": 12.0,
+    }
+    seed = step_metrics(sums, seconds=2.0, mining="seed")
+    assert seed == {**mined, "kept_triplets": 4.0, "kept_fraction": 0.5}
+    nothing = dict.fromkeys(("active", "considered", "pos_dist_sum", "neg_dist_sum"), 0.0)
+    empty = step_metrics({**sums, **nothing}, seconds=2.0, mining="batch_all")
+    assert empty["active_fraction"] == empty["positive_distance"] == empty["negative_distance"] == 0.0
