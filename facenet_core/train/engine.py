@@ -24,7 +24,7 @@ from facenet_core.fileio import atomic_write_json
 from facenet_core.train.checkpoints import prune_epochs, save_checkpoint, weights_only_state
 from facenet_core.train.distributed import DistContext, init_from_env
 from facenet_core.train.state import TrainingState, build_state, checkpoint_state
-from facenet_core.train.step import MetricSums, StepOptions, make_scaler, resolve_amp, train_step
+from facenet_core.train.step import MetricSums, StepOptions, make_scaler, resolve_amp, step_metrics, train_step
 from facenet_core.workspace import RunLayout
 
 # Bumped whenever an epoch trained from the same inputs would write other files or weights (part
@@ -87,10 +87,15 @@ def run_steps(
     on_metrics: MetricsCallback | None = None,
     progress: bool = False,
     total: int | None = None,
-) -> dict[str, float]:
-    """Train over `batches`; every `log_every` steps read the device sums once and report them."""
+) -> dict[str, Any]:
+    """Train over `batches`; every `log_every` steps read the device sums once and report them.
+
+    Reports step_metrics and learning_rate; returns the epoch's: step_metrics over every step, the
+    totals (active, considered, images, steps; with the seed's selection also triplets), seconds,
+    images_per_second_per_device, learning_rate and mining.
+    """
     scaler = make_scaler(options.amp_dtype, device)
-    interval, epoch_totals = MetricSums(device), {"loss_sum": 0.0, "kept_triplets": 0.0, "triplets": 0.0, "steps": 0}
+    interval, epoch = MetricSums(device), MetricSums(device)
     # disable=None: the bar is drawn only when stderr is a terminal, never into logs.
     bar = tqdm(total=total, disable=None if progress else True, unit="step", dynamic_ncols=True)
     started = tick = time.perf_counter()
@@ -103,20 +108,11 @@ def run_steps(
         if not values["steps"]:
             return
         now = time.perf_counter()
-        metrics = {
-            "loss": values["loss"],
-            "kept_triplets": values["kept_triplets"],
-            "kept_fraction": values["kept_triplets"] / max(values["triplets"], 1),
-            "learning_rate": last_lr,
-            "images_per_second": 3 * values["triplets"] / max(now - tick, 1e-9),
-        }
+        metrics = {**step_metrics(values, now - tick, options.mining), "learning_rate": last_lr}
         tick = now
-        epoch_totals["loss_sum"] += values["loss"] * values["steps"]
-        for key in ("kept_triplets", "triplets", "steps"):
-            epoch_totals[key] += values[key]
         bar.set_postfix(
             loss=f"{metrics['loss']:.4f}",
-            kept=int(metrics["kept_triplets"]),
+            active=f"{metrics['active_fraction']:.2f}",
             img_s=f"{metrics['images_per_second']:.0f}",
         )
         if on_metrics is not None:
@@ -125,7 +121,9 @@ def run_steps(
     state.model.train()
     for batch in batches:
         last_lr = state.optimizer.param_groups[0]["lr"]
-        interval.add(train_step(state.model, state.optimizer, scaler, batch, options, device))
+        stats = train_step(state.model, state.optimizer, scaler, batch, options, device)
+        interval.add(stats)
+        epoch.add(stats)
         state.scheduler.step()
         step += 1
         bar.update(1)
@@ -134,17 +132,17 @@ def run_steps(
     flush()
     bar.close()
     seconds = time.perf_counter() - started
-    steps = max(epoch_totals["steps"], 1)
+    totals = epoch.read()
+    summary = step_metrics(totals, seconds, options.mining)
+    if options.mining == "seed":
+        summary["triplets"] = totals["considered"]
     return {
-        "loss": epoch_totals["loss_sum"] / steps,
-        "kept_triplets": epoch_totals["kept_triplets"],
-        "triplets": epoch_totals["triplets"],
-        "kept_fraction": epoch_totals["kept_triplets"] / max(epoch_totals["triplets"], 1),
-        "steps": epoch_totals["steps"],
+        **summary,
+        **{key: totals[key] for key in ("active", "considered", "images", "steps")},
         "seconds": seconds,
-        "images_per_second": 3 * epoch_totals["triplets"] / max(seconds, 1e-9),
-        "images_per_second_per_device": 3 * epoch_totals["triplets"] / max(seconds, 1e-9) / options.world_size,
+        "images_per_second_per_device": summary["images_per_second"] / options.world_size,
         "learning_rate": last_lr,
+        "mining": options.mining,
     }
 
 
@@ -191,6 +189,8 @@ def train_epoch(
         channels_last=config.channels_last,
         grad_clip_norm=config.grad_clip_norm,
         world_size=ctx.world_size,
+        mining=config.mining,
+        distance=config.triplet_distance,
     )
     summary = run_steps(
         state,
