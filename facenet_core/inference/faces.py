@@ -1,6 +1,7 @@
 """Faces in photos held in memory (arrays, PIL images or files), each with the crop the crop stage
-would save for it: the same decoding, detector, one-face rule, margin, clipping and resize
-(`facenet_core.detect.select`), so a model sees a photo's face as it saw its training crops.
+would save for it: the same decoding, detector, one-face rule, margin, clipping and resize, or the
+same alignment on the landmarks (`facenet_core.detect.select.face_crop`, by `CropOptions.method`),
+so a model sees a photo's face as it saw its training crops.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from PIL import Image, ImageOps
 
 from facenet_core.detect.detector import Faces, shared_detector
 from facenet_core.detect.options import CropOptions
-from facenet_core.detect.select import choose_face, crop_box, is_empty, resized_crop, too_small
+from facenet_core.detect.select import choose_face, crop_box, face_crop, is_empty, too_small
 from facenet_core.errors import UserError
 from facenet_core.images import load_rgb, to_rgb_array
 from facenet_core.torch_settings import ONE_TORCH_THREAD
@@ -33,7 +34,8 @@ class Face:
     `box`: the crop box (x1, y1, x2, y2), the detector's box grown by margin/2 a side, clipped to
     the photo and truncated, as the crop stage records it; `score`: the detector's confidence;
     `landmarks`: 5 (x, y) points (eyes, nose, mouth corners); `crop`: read-only uint8 S x S x 3
-    RGB, S the crop size, the pixels the crop stage would save as the face's PNG.
+    RGB, S the crop size, the pixels the crop stage would save as the face's PNG (the box resized,
+    or the face aligned on its landmarks, by the options' method).
     """
 
     box: tuple[int, int, int, int]
@@ -61,8 +63,8 @@ def detect_faces(
 ) -> list[PhotoFaces]:
     """The faces of each photo, in order: uint8 H x W x 3 RGB arrays, PIL images or image files.
 
-    `options`: the crop stage's (crop size, margin, detector settings, EXIF rule, batch size and
-    pixels; a model's come from `ModelContract.crop_options`). `policy`: "one" keeps the face the
+    `options`: the crop stage's (crop method, size, margin, detector settings, EXIF rule, batch size
+    and pixels; a model's come from `ModelContract.crop_options`). `policy`: "one" keeps the face the
     crop stage keeps (largest and most central), "all" every face in the detector's order. `device`
     ("auto", "cpu", "cuda", "cuda:N") replaces `options.device`. Photos are decoded and detected
     `options.batch_size` at a time, detection on one torch thread as in the crop stage (MTCNN's small
@@ -102,7 +104,7 @@ def _kept_faces(img: np.ndarray, faces: Faces | None, options: CropOptions, poli
         box = crop_box(faces.boxes[i], options.margin, height, width)
         if is_empty(box):
             continue
-        crop = np.asarray(resized_crop(img, box, options.image_size))
+        crop = np.asarray(face_crop(img, box, faces.points[i], options.image_size, options.method))
         crop.flags.writeable = False
         points = faces.points[i]
         landmarks = tuple((float(points[k]), float(points[k + 5])) for k in range(5))

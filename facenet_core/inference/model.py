@@ -26,7 +26,7 @@ from facenet_core.config.schema import DistanceMetric
 from facenet_core.detect.options import CropOptions
 from facenet_core.devices import resolve_device
 from facenet_core.errors import UserError
-from facenet_core.tracking.contract import CONTRACT_FILE, CROP_METHOD, FAR_TARGET
+from facenet_core.tracking.contract import CONTRACT_CROP_METHODS, CONTRACT_FILE, CROP_METHOD, FAR_TARGET
 
 # The seed's published models (e.g. model_resnet34_triplet.pt) record no preprocessing: they were
 # trained on MTCNN crops of 224 px, margin 0, resized to 140 px and normalised with these values.
@@ -50,7 +50,8 @@ Positive = Annotated[float, Field(gt=0)]
 class ModelContract(BaseModel):
     """What a model expects of a face and how to compare two of its embeddings.
 
-    Crop (`crop_method`: "mtcnn-sandberg" or "none", size and margin), resize to `input_size`,
+    Crop (`crop_method`: "mtcnn-sandberg", the face box with its margin; "mtcnn-aligned-arcface",
+    the face aligned on its landmarks, no margin; or "none"; size and margin), resize to `input_size`,
     pixels/255 then (x - mean) / std, RGB, NCHW float32; embeddings of `embedding_dimension` of
     unit length, compared with `distance_metric`: a pair is the same person below the threshold.
     """
@@ -79,13 +80,17 @@ class ModelContract(BaseModel):
             raise UserError(f"model contract of {source} is invalid ({problems}): re-register the model") from None
 
     def crop_options(self, **settings: Any) -> CropOptions:
-        """The crop stage's options that make this model's crops (`settings`: device, batch_size...)."""
-        if self.crop_method != CROP_METHOD or self.crop_image_size is None or self.crop_margin is None:
+        """The crop stage's options that make this model's crops (`settings`: device, batch_size...):
+        its crop method, size and margin (none for aligned crops)."""
+        methods = {contract: method for method, contract in CONTRACT_CROP_METHODS.items()}
+        method = methods.get(self.crop_method)
+        if method is None or self.crop_image_size is None or (method == "mtcnn" and self.crop_margin is None):
             raise UserError(
                 f"this model was trained on faces cropped outside the pipeline (crop method {self.crop_method!r}): "
                 "photos cannot be cropped as its training images were; give it crops made that way"
             )
-        return CropOptions(image_size=self.crop_image_size, margin=self.crop_margin, **settings)
+        margin = self.crop_margin if method == "mtcnn" else 0
+        return CropOptions(image_size=self.crop_image_size, margin=margin, method=method, **settings)
 
     def threshold(self, spec: str) -> tuple[float, str]:
         """The distance threshold `spec` names and where it comes from.
@@ -240,13 +245,14 @@ def _threshold(checkpoint: Mapping[str, Any]) -> float | None:
 def checkpoint_contract(checkpoint: Mapping[str, Any], source: str) -> ModelContract:
     """A project checkpoint's contract: the input size, normalisation and embedding size it records,
     its evaluated threshold when recorded, the crop and distance of its recorded config (else the
-    crop stage's defaults and euclidean)."""
+    crop stage's defaults and euclidean; `crop: aligned` gives the aligned crop method, no margin)."""
     config = checkpoint.get("config") or {}
-    cropped = config.get("crop", "mtcnn") == "mtcnn"
+    crop = config.get("crop", "mtcnn")
+    cropped = crop in CONTRACT_CROP_METHODS
     values = {
-        "crop_method": CROP_METHOD if cropped else config["crop"],
+        "crop_method": CONTRACT_CROP_METHODS[crop] if cropped else crop,
         "crop_image_size": config.get("crop_image_size", DEFAULT_CROP_SIZE) if cropped else None,
-        "crop_margin": config.get("crop_margin", DEFAULT_CROP_MARGIN) if cropped else None,
+        "crop_margin": config.get("crop_margin", DEFAULT_CROP_MARGIN) if crop == "mtcnn" else None,
         "input_size": checkpoint["image_size"],
         "mean": checkpoint.get("normalize_mean"),
         "std": checkpoint.get("normalize_std"),

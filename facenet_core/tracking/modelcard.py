@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from facenet_core.config.schema import Config, EvalSet
-from facenet_core.tracking.contract import NO_CROP, PRE_ALIGNED
+from facenet_core.tracking.contract import ALIGNED_CROP_METHOD, NO_CROP, PRE_ALIGNED
 from facenet_core.tracking.datasets import dataset_origin
 
 _REAL_FACES = (
@@ -25,8 +25,8 @@ LICENCE_NOTES = {
 UNKNOWN_LICENCE = "Unknown dataset: check its licence and the consent of the people it shows before use."
 
 CROPPED_INPUT = """\
-- Verifies aligned face crops only: faces must be cropped with the same detector, crop size and margin
-  (see the contract); other alignments lower accuracy silently."""
+- Verifies aligned face crops only: faces must be cropped with the same detector, crop method, size and
+  margin (see the contract); other alignments lower accuracy silently."""
 UNCROPPED_INPUT = """\
 - Trained without a crop on the images as their source distributed them ({alignment}): faces must be
   prepared the way that source was (for insightface packs: 5-point alignment to 112x112), not
@@ -64,17 +64,21 @@ Loading needs only the pinned packages of `requirements.txt`: the model folder c
   N x 3 x {size} x {size} batches normalised per the contract."""
 DETECTED = """With `detect=true` (the default) the face is found, cropped and resized as the training
   crops were ({crop} px, margin {margin}; the largest, most central face of a photo)."""
+DETECTED_ALIGNED = """With `detect=true` (the default) the face is found and aligned as the training crops
+  were (its 5 landmarks warped onto the ArcFace template at {crop} px; the largest, most central face
+  of a photo)."""
 NOT_DETECTED = """This model was trained on images not cropped by the pipeline: send faces prepared as its
   training images were, with `detect=false`."""
 
 
 def usage(name: str, contract: Mapping[str, Any]) -> str:
     """How to call the registered model: serving, the input and output columns, the tensor API."""
-    detection = (
-        NOT_DETECTED
-        if contract["crop_method"] == NO_CROP
-        else DETECTED.format(crop=contract["crop_image_size"], margin=contract["crop_margin"])
-    )
+    if contract["crop_method"] == NO_CROP:
+        detection = NOT_DETECTED
+    elif contract["crop_method"] == ALIGNED_CROP_METHOD:
+        detection = DETECTED_ALIGNED.format(crop=contract["crop_image_size"])
+    else:
+        detection = DETECTED.format(crop=contract["crop_image_size"], margin=contract["crop_margin"])
     return USAGE.format(
         name=name,
         detection=detection,
@@ -102,6 +106,11 @@ def preprocessing_summary(contract: Mapping[str, Any]) -> str:
     source = f"{contract['source_alignment']} source images"
     if contract["crop_method"] == NO_CROP:
         return f"no crop ({source} used as distributed), resized to {contract['input_size']} px"
+    if contract["crop_method"] == ALIGNED_CROP_METHOD:
+        return (
+            f"{contract['crop_method']} crop (5 landmarks onto the ArcFace template) at {contract['crop_image_size']} "
+            f"px (done by the {contract['crop_done_by']}) of {source}, resized to {contract['input_size']} px"
+        )
     return (
         f"{contract['crop_method']} crop at {contract['crop_image_size']} px, margin {contract['crop_margin']} "
         f"(done by the {contract['crop_done_by']}) of {source}, resized to {contract['input_size']} px"

@@ -2,7 +2,7 @@
 
 Input: a DataFrame with a column `image` of base64-encoded image files (JPEG, PNG...: what a JSON
 client sends). With the param `detect` true (the default) each photo goes through the crop stage's
-rules (`facenet_core.inference.faces.detect_faces` with the contract's crop size and margin, one
+rules (`facenet_core.inference.faces.detect_faces` with the contract's crop method, size and margin, one
 face per photo); with `detect` false each image is taken as a face crop already made that way and
 only resized to the contract's crop size. The crops are embedded by `TorchEmbedder` with the
 contract's preprocessing. Output: a DataFrame, one row per input: `embedding` (list of float, unit

@@ -43,7 +43,7 @@ from facenet_core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-# Searchable version tags (`tags.crop_method = 'mtcnn-sandberg'`)...
+# Searchable version tags (`tags.crop_method = 'mtcnn-sandberg'` or 'mtcnn-aligned-arcface')...
 TAG_CROP_METHOD = "crop_method"
 TAG_INPUT_SIZE = "input_size"
 TAG_EVAL_SET = "eval_set"

@@ -21,6 +21,7 @@ PROJECT_MEAN = [0.5, 0.45, 0.4]
 PROJECT_STD = [0.25, 0.22, 0.21]
 PROJECT_INPUT_SIZE = 64
 OPTIONS = CropOptions(workers=1, batch_size=3)  # the default crops, a batch split across the photos
+ALIGNED_OPTIONS = CropOptions(workers=1, batch_size=3, method="aligned")
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +46,15 @@ def crop_stage(photo_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     """The crop stage's rows (by source) and output folder for the photos (detected in one batch)."""
     output = tmp_path_factory.mktemp("crops") / "lfw"
     crop_tree(photo_tree, output, CropOptions(workers=1))
+    rows = pq.read_table(output / "detections.parquet").to_pylist()
+    return {row["source"]: row for row in rows}, output
+
+
+@pytest.fixture(scope="session")
+def aligned_crop_stage(photo_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, dict], Path]:
+    """The crop stage's rows (by source) and output folder for the photos aligned (crop method aligned)."""
+    output = tmp_path_factory.mktemp("crops") / "lfw-aligned"
+    crop_tree(photo_tree, output, ALIGNED_OPTIONS)
     rows = pq.read_table(output / "detections.parquet").to_pylist()
     return {row["source"]: row for row in rows}, output
 

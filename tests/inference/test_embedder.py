@@ -11,6 +11,10 @@ from facenet_core.evaluate.embed import embed_images
 from facenet_core.inference.embedder import Embedder, TorchEmbedder
 from facenet_core.inference.faces import detect_faces
 from facenet_core.inference.model import load_model
+from facenet_core.models import create_model
+from facenet_core.train.checkpoints import save_checkpoint
+
+from .conftest import project_checkpoint_state
 
 
 def _random_crops(count: int, size: int = 224) -> np.ndarray:
@@ -42,6 +46,35 @@ def test_a_photo_embeds_as_the_evaluation_embeds_its_crop_stage_png(
     assert np.abs(embeddings - reference.vectors).max() < 1e-5
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
     assert not np.allclose(embeddings[0], embeddings[2], atol=1e-3)  # the weights tell photos apart
+
+
+@pytest.mark.lfw
+def test_a_photo_embeds_as_the_evaluation_embeds_its_aligned_crop_stage_png(
+    photo_tree, photo_paths, aligned_crop_stage, tmp_path
+):
+    torch.manual_seed(0)
+    config = {"crop": "aligned", "crop_image_size": 224, "crop_margin": 0, "distance_metric": "euclidean"}
+    state = project_checkpoint_state(create_model("resnet18", 16), config=config)
+    loaded = load_model(save_checkpoint(tmp_path / "aligned.pt", state))
+    contract = loaded.contract
+    assert contract.crop_method == "mtcnn-aligned-arcface"
+    photos = detect_faces(photo_paths, contract.crop_options(workers=1))
+    embeddings = TorchEmbedder(loaded.model, contract, batch_size=3).embed(np.stack([p.faces[0].crop for p in photos]))
+
+    rows, output = aligned_crop_stage
+    pngs = [output / rows[path.relative_to(photo_tree).as_posix()]["output"] for path in photo_paths]
+    reference = embed_images(
+        loaded.model,
+        pngs,
+        image_size=contract.input_size,
+        mean=contract.mean,
+        std=contract.std,
+        batch_size=4,
+        device="cpu",
+        progress=False,
+    )
+    assert embeddings.shape == (4, 16)
+    assert np.abs(embeddings - reference.vectors).max() < 1e-5
 
 
 def test_batches_empty_input_and_the_protocol(project_checkpoint):

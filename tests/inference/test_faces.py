@@ -11,7 +11,7 @@ from PIL import Image
 from facenet_core.errors import UserError
 from facenet_core.inference.faces import detect_faces
 
-from .conftest import OPTIONS
+from .conftest import ALIGNED_OPTIONS, OPTIONS
 
 LANDMARK_COLUMNS = [f"lm_{axis}{k}" for k in range(1, 6) for axis in "xy"]
 
@@ -33,6 +33,24 @@ def test_faces_are_the_crop_stage_crops_pixel_for_pixel(photo_tree, photo_paths,
         assert face.crop.shape == (224, 224, 3) and face.crop.dtype == np.uint8
         np.testing.assert_array_equal(face.crop, saved)
         assert not face.crop.flags.writeable
+
+
+@pytest.mark.lfw
+def test_aligned_faces_are_the_aligned_crop_stage_crops_pixel_for_pixel(
+    photo_tree, photo_paths, crop_stage, aligned_crop_stage
+):
+    rows, output = aligned_crop_stage
+    box_rows, box_output = crop_stage
+    found = detect_faces(photo_paths, ALIGNED_OPTIONS)
+    for path, photo in zip(photo_paths, found, strict=True):
+        source = path.relative_to(photo_tree).as_posix()
+        row = rows[source]
+        assert row == box_rows[source]  # the same detection, face and row; only the crop differs
+        [face] = photo.faces
+        assert face.box == (row["crop_x1"], row["crop_y1"], row["crop_x2"], row["crop_y2"])
+        saved = np.asarray(Image.open(output / row["output"]))
+        np.testing.assert_array_equal(face.crop, saved)
+        assert not np.array_equal(saved, np.asarray(Image.open(box_output / row["output"])))
 
 
 @pytest.mark.lfw

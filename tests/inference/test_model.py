@@ -15,7 +15,7 @@ from facenet_core.errors import UserError
 from facenet_core.inference.embedder import TorchEmbedder
 from facenet_core.inference.model import ModelContract, load_model
 from facenet_core.models import create_model
-from facenet_core.tracking.contract import build_contract
+from facenet_core.tracking.contract import ALIGNED_CROP_METHOD, build_contract, preprocessing
 from facenet_core.tracking.pyfunc import read_contract
 from facenet_core.tracking.registry import register_best
 from facenet_core.tracking.runs import open_run
@@ -65,6 +65,30 @@ def test_the_contract_dict_of_a_registered_model_as_a_typed_contract():
         )
     with pytest.raises(UserError, match="cropped outside the pipeline"):
         _contract(crop_method="none", crop_image_size=None, crop_margin=None).crop_options()
+
+
+def test_an_aligned_contract_crops_photos_by_alignment_without_a_margin(tmp_path):
+    aligned = Config(crop="aligned", crop_image_size=112)
+    record = preprocessing(aligned)
+    assert {key: record[key] for key in ("crop_method", "crop_image_size", "crop_margin")} == {
+        "crop_method": ALIGNED_CROP_METHOD,
+        "crop_image_size": 112,
+        "crop_margin": None,
+    }
+    contract = ModelContract.from_dict(build_contract(aligned, {}, {"best_distance_threshold": 1.0}, record), "test")
+    assert contract.crop_method == "mtcnn-aligned-arcface"
+    options = contract.crop_options(device="cpu", batch_size=4)
+    assert (options.method, options.image_size, options.margin, options.batch_size) == ("aligned", 112, 0, 4)
+    assert options.folder_name("lfw") == "lfw-aligned-image_size112"
+    assert _contract().crop_options().method == "mtcnn"
+    with pytest.raises(UserError, match="cropped outside the pipeline"):
+        _contract(crop_method="mtcnn-sandberg", crop_margin=None).crop_options()
+    # a checkpoint whose config says crop: aligned
+    config = {"crop": "aligned", "crop_image_size": 160, "crop_margin": 0}
+    state = project_checkpoint_state(create_model("resnet18", 16), config=config)
+    contract = load_model(save_checkpoint(tmp_path / "aligned.pt", state)).contract
+    assert (contract.crop_method, contract.crop_image_size, contract.crop_margin) == (ALIGNED_CROP_METHOD, 160, None)
+    assert contract.crop_options().method == "aligned"
 
 
 def test_thresholds_by_name_with_where_they_come_from():
