@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from facenet_core.models import EmbeddingHead
 from facenet_core.train.mining import mine
@@ -200,3 +201,37 @@ def test_mined_steps_separate_identities(mining, distance):
     first, last = slice(0, 10), slice(50, 60)
     assert sum(losses[last]) < 0.8 * sum(losses[first])
     assert sum(gaps[last]) / 10 > sum(gaps[first]) / 10 + 0.1
+
+
+class _HostReads(TorchDispatchMode):
+    """Records the ops that make the host wait for the device: a tensor read as a Python number,
+    and anything whose output shape depends on the data (nonzero, boolean indexing, masked_select)."""
+
+    DATA_DEPENDENT = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.masked_select.default"}
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        boolean_index = name.startswith("aten.index.") and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else ()) or ()
+        )
+        if name in self.DATA_DEPENDENT or boolean_index:
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("mining", ["seed", "batch_hard", "batch_semihard", "batch_all"])
+def test_a_step_never_waits_on_the_host(mining):
+    batch = _batch() if mining == "seed" else _pk_batch()
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    options = dataclasses.replace(OPTIONS, mining=mining, grad_clip_norm=1.0)
+    with _HostReads() as reads:
+        train_step(model, optimizer, None, batch, options, CPU)
+    assert reads.seen == []
+    with _HostReads() as reads:  # the probe sees what it must
+        int(torch.tensor([1.0, 2.0])[torch.tensor([True, False])].sum())
+    assert reads.seen == ["aten.index.Tensor", "aten._local_scalar_dense.default"]
