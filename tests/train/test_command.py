@@ -75,3 +75,12 @@ def test_train_from_dataroot_resumes_a_seed_checkpoint_with_a_new_learning_rate(
 def test_train_without_data_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--workspace", str(tmp_path)]) == 2
     assert "--manifest_path" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_with_online_mining_prints_the_active_share(tiny_config, tiny_dataset, capsys):
+    manifest = str(tiny_dataset["manifest"])
+    args = _args(tiny_config, "--training_dataset_csv_path", manifest, "--epochs", "1", "--mining", "batch_all")
+    assert main(args) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch 0: loss"))
+    assert "batch_all: " in line and "% active" in line and "kept triplets" not in line
