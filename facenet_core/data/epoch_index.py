@@ -19,6 +19,8 @@ import numpy as np
 
 from facenet_core.fileio import atomic_path, atomic_write_json
 
+COUNT_CHUNK = 1 << 22
+
 
 class SamplingParams:
     """Mixin of the frozen dataclasses holding one sampling stage's config fields."""
@@ -37,7 +39,9 @@ def class_index(labels: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.n
     if labels.min() < 0:
         raise ValueError("labels must be non-negative class indices")
     order = None if bool(np.all(labels[1:] >= labels[:-1])) else np.argsort(labels, kind="stable")
-    counts = np.bincount(labels).astype(np.int64)
+    counts = np.zeros(int(labels.max()) + 1, dtype=np.int64)
+    for start in range(0, labels.size, COUNT_CHUNK):  # bincount widens its input to int64: in slices
+        counts += np.bincount(labels[start : start + COUNT_CHUNK], minlength=counts.size)
     starts = np.zeros_like(counts)
     np.cumsum(counts[:-1], out=starts[1:])
     return order, starts, counts

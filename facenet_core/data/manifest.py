@@ -1,4 +1,5 @@
-"""The Parquet manifest: one row per usable image, sorted by (label, path), and its fast reader.
+"""The Parquet manifest: one row per usable image, sorted by (label, path), and its readers (read_manifest:
+paths and labels as numpy arrays; read_manifest_labels: the label column and fingerprint alone).
 
 Columns: path (POSIX, relative to the root), identity, label (int32, 0..N-1 in sorted identity
 order), width, height (int32), bytes (int64). The root and a content fingerprint live in the
@@ -283,9 +284,18 @@ def read_manifest_labels(path: str | os.PathLike) -> ManifestLabels:
     """Only the `label` column (int32) and the fingerprint of a manifest: no paths, no identity names."""
     path = Path(path)
     fingerprint = _metadata(path)[META_FINGERPRINT].decode()
-    column = pq.read_table(path, columns=["label"]).column("label")
-    labels = column.chunk(0).to_numpy() if column.num_chunks == 1 else column.to_numpy()
-    return ManifestLabels(fingerprint=fingerprint, labels=labels.astype(np.int32, copy=False))
+    parquet = pq.ParquetFile(path)
+    labels = np.empty(parquet.metadata.num_rows, dtype=np.int32)
+    start = 0
+    for group in range(parquet.metadata.num_row_groups):  # one row group at a time: no second copy
+        for chunk in parquet.read_row_group(group, columns=["label"]).column(0).chunks:
+            if chunk.type != pa.int32() or chunk.null_count:
+                raise UserError(f"manifest {path}: its label column is not int32 without nulls; rebuild it")
+            # The buffer itself: Array.to_numpy would import pandas (a second of the command's start).
+            values = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk), offset=4 * chunk.offset)
+            labels[start : start + values.size] = values
+            start += values.size
+    return ManifestLabels(fingerprint=fingerprint, labels=labels)
 
 
 def read_manifest(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Manifest:

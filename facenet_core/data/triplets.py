@@ -111,18 +111,29 @@ def generate_triplets(
     neg_class = np.take_along_axis(ranked, neg_slot, axis=1).ravel()
     del pos_slot, neg_slot
 
-    pos_count, neg_count = counts[pos_class], counts[neg_class]
+    # Drawn in the order of STAGE_VERSION 1 (anchor, positive, negative: the same bytes), each column
+    # dropped once used: the peak holds about five epoch-long columns.
+    pos_count = counts[pos_class]
     anchor = rng.integers(0, pos_count)
-    positive = rng.integers(0, pos_count - 1)
+    pos_count -= 1
+    positive = rng.integers(0, pos_count)
+    del pos_count
     positive += positive >= anchor
-    negative = rng.integers(0, neg_count)
-    triplets = np.empty((blocks * b, 3), dtype=np.int64)
-    triplets[:, 0] = starts[pos_class] + anchor
-    triplets[:, 1] = starts[pos_class] + positive
-    triplets[:, 2] = starts[neg_class] + negative
+    triplets = np.empty((blocks * b, 3), dtype=np.int32)
+    pos_start = starts[pos_class]
+    del pos_class
+    anchor += pos_start
+    triplets[:, 0] = anchor
+    del anchor
+    positive += pos_start
+    triplets[:, 1] = positive
+    del positive, pos_start
+    negative = rng.integers(0, counts[neg_class])
+    negative += starts[neg_class]
+    triplets[:, 2] = negative
     if order is not None:
         triplets = order[triplets]
-    return triplets.astype(np.int32)
+    return triplets.astype(np.int32, copy=False)
 
 
 def save_triplets(path: str | os.PathLike, triplets: np.ndarray, meta: dict) -> Path:

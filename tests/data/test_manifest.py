@@ -156,6 +156,9 @@ def test_label_reader_equals_the_full_readers_labels_and_fingerprint(image_tree,
     assert labels.fingerprint == full.fingerprint == manifest_fingerprint(tmp_path / "m.parquet")
     assert labels.labels.dtype == np.int32 and np.array_equal(labels.labels, full.labels)
     assert labels.num_images == full.num_images == 8
+    pq.write_table(pq.read_table(tmp_path / "m.parquet"), tmp_path / "groups.parquet", row_group_size=3)
+    assert pq.ParquetFile(tmp_path / "groups.parquet").metadata.num_row_groups == 3
+    assert np.array_equal(read_manifest_labels(tmp_path / "groups.parquet").labels, full.labels)
     with pytest.raises(FileNotFoundError, match="facenet manifest"):
         read_manifest_labels(tmp_path / "absent.parquet")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -101,6 +102,17 @@ def test_same_seed_and_epoch_give_the_same_bytes(skewed_labels):
     assert first.tobytes() == _generate(skewed_labels, seed=11, epoch=4).tobytes()
     assert not np.array_equal(first, _generate(skewed_labels, seed=11, epoch=5))
     assert not np.array_equal(first, _generate(skewed_labels, seed=12, epoch=4))
+
+
+def test_stage_version_1_bytes_are_kept(skewed_labels):
+    """The triplets of STAGE_VERSION 1 (sha256 of the first implementation's output): cached epochs stay valid."""
+    order = np.random.default_rng(3).permutation(skewed_labels.size)
+    for labels, digest in (
+        (skewed_labels, "53008e5ffcaa7a959e2c1dbb6c5808571640c06624f10049364bf31b4436399e"),
+        (skewed_labels[order], "adab80131a6dc1da672d2d37d23eafd0507a1809dea22fa6d09029a8e3dd3699"),
+    ):
+        triplets = _generate(labels, seed=11, epoch=4)
+        assert hashlib.sha256(triplets.tobytes()).hexdigest() == digest
 
 
 def test_errors_name_the_problem():
