@@ -14,11 +14,12 @@ each timed from the checkpoint file to the metrics:
 - ours: `facenet evaluate --checkpoint C --lfw L --cropped --pairs P --json --device cpu` in this
   process, every other option at its default.
 
-Runs alternate (seed, ours, seed, ours, ...); the table gives each side's median, the ratio, both
-accuracies and the largest difference between the two sides' pair distances (ours recomputed
-untimed with `embed_images` at the command's defaults). Every k-th pair shares few images (600
-pairs: 1,163 unique of 1,200); the whole file shares many (7,701 of 12,000): a last line
-extrapolates both medians per image to it.
+Runs alternate (seed, ours, seed, ours, ...); the table gives each side's median, the ratio, each
+run's CPU seconds (all threads and the seed's worker processes: what load on a shared machine does
+not inflate as much as wall time), both accuracies and the largest difference between the two
+sides' pair distances (ours recomputed untimed with `embed_images` at the command's defaults).
+Every k-th pair shares few images (600 pairs: 1,163 unique of 1,200); the whole file shares many
+(7,701 of 12,000): a last line extrapolates both medians per image to it.
 
 Then the metrics alone on the full 6,000-pair problem (real labels and folds, seeded random
 distances): `kfold_metrics` against the test suite's direct loop over thresholds (the seed's
@@ -35,6 +36,7 @@ import importlib.util
 import io
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -155,10 +157,23 @@ def loop_reference():
     return module.loop_kfold
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the seed's DataLoader workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def timed(fn, *args):
     start = time.perf_counter()
     out = fn(*args)
     return time.perf_counter() - start, out
+
+
+def timed_cpu(fn, *args):
+    """Wall seconds, CPU seconds (all threads and finished child processes) and what `fn` returned."""
+    cpu = cpu_seconds()
+    seconds, out = timed(fn, *args)
+    return seconds, cpu_seconds() - cpu, out
 
 
 def metrics_section(lfw: Path, runs: int) -> dict:
@@ -206,13 +221,17 @@ def main() -> None:
             model(torch.zeros(2, 3, image_size, image_size))
             model(torch.zeros(2, 3, image_size, image_size).contiguous(memory_format=torch.channels_last))
 
-        seed_s, ours_s, loads = [], [], []
+        seed_s, ours_s, seed_cpu, ours_cpu, loads = [], [], [], [], []
         for _ in range(args.runs):
             loads.append(os.getloadavg()[0])
-            seconds, (seed_accuracy, seed_distances) = timed(seed_way, checkpoint, root, pairs_file, image_size)
+            seed_run = timed_cpu(seed_way, checkpoint, root, pairs_file, image_size)
+            seconds, cpu, (seed_accuracy, seed_distances) = seed_run
             seed_s.append(seconds)
-            seconds, our_accuracy = timed(ours, checkpoint, root, pairs_file)
+            seed_cpu.append(cpu)
+            seconds, cpu, our_accuracy = timed_cpu(ours, checkpoint, root, pairs_file)
             ours_s.append(seconds)
+            ours_cpu.append(cpu)
+            print(f"run {len(seed_s)}: seed's way {seed_s[-1]:.1f} s, ours {ours_s[-1]:.1f} s", flush=True)
         loads.append(os.getloadavg()[0])
         defaults = Config()
         embeddings = embed_images(
@@ -238,6 +257,8 @@ def main() -> None:
         "seconds_ours": ours_s,
         "median_seed": statistics.median(seed_s),
         "median_ours": statistics.median(ours_s),
+        "cpu_seconds_seed": seed_cpu,
+        "cpu_seconds_ours": ours_cpu,
         "accuracy_seed": seed_accuracy,
         "accuracy_ours": our_accuracy,
         "distances_max_abs_diff": float(np.max(np.abs(our_distances - seed_distances))),
@@ -262,6 +283,11 @@ def main() -> None:
         print(f"{name:<40} {' '.join(f'{s:.1f}' for s in runs):<24} {statistics.median(runs):>10.1f} {accuracy:>9.4f}")
     gap = result["distances_max_abs_diff"]
     print(f"ratio (seed / ours): {result['ratio']:.2f}; pair distances max |diff| {gap:.1e}")
+    cpu_ratio = statistics.median(seed_cpu) / statistics.median(ours_cpu)
+    print(
+        f"CPU seconds (all threads and worker processes), seed's way {' '.join(f'{s:.1f}' for s in seed_cpu)}, "
+        f"ours {' '.join(f'{s:.1f}' for s in ours_cpu)}: ratio of medians {cpu_ratio:.2f}"
+    )
     print(
         f"all {len(full.pairs)} pairs, extrapolated per image ({len(full.images)} unique images; the seed's way: "
         f"{2 * len(full.pairs)}): ratio {result['full_extrapolated_ratio']:.2f}"

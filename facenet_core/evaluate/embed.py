@@ -28,6 +28,7 @@ from facenet_core.config.schema import DistanceMetric
 from facenet_core.data.transforms import eval_pixels, normalize_pixels
 from facenet_core.devices import resolve_device
 from facenet_core.images import open_rgb
+from facenet_core.models.inference import inference_model
 from facenet_core.torch_settings import ONE_TORCH_THREAD
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def embed_images(
     on_cpu = device.type == "cpu"
     threads = decode_threads() if num_workers is None else num_workers
     was_training = model.training
-    model.eval().to(device)
+    net = inference_model(model.eval().to(device))
     out: np.ndarray | None = None
     readable = np.zeros(len(paths), dtype=bool)
     bar = tqdm(total=len(paths), desc="embed", unit="img", disable=None if progress is None else not progress)
@@ -160,7 +161,7 @@ def embed_images(
             images = normalize_pixels(batch.to(device, non_blocking=True), mean, std)
             if not on_cpu:
                 images = images.contiguous()  # channels_last is measured faster on CPU only
-            embeddings = cores.embed(model, images, flip_tta)
+            embeddings = cores.embed(net, images, flip_tta)
             if out is None:
                 out = np.zeros((len(paths), embeddings.shape[1]), dtype=np.float32)
             out[indices] = embeddings.float().cpu().numpy()

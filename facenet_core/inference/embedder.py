@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from facenet_core.inference.model import ModelContract
+from facenet_core.models.inference import inference_model
 from facenet_core.tracking.pyfunc import BATCH_SIZE, prepare_faces
 
 
@@ -33,12 +34,15 @@ class Embedder(Protocol):
 
 class TorchEmbedder:
     """A PyTorch model (eval mode, on its device) embedding crops with the evaluation transform, as
-    `facenet evaluate` and the served model's `prepare_faces` do, `batch_size` crops per forward pass."""
+    `facenet evaluate` and the served model's `prepare_faces` do, `batch_size` crops per forward pass.
+
+    It runs the model as `facenet evaluate` does, batch norms folded (`inference_model`): `model` is
+    copied, so later changes to its weights do not reach the embedder."""
 
     def __init__(self, model: nn.Module, contract: ModelContract, batch_size: int = BATCH_SIZE) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.model = model.eval()
+        self.model = inference_model(model).eval()
         self._contract = contract
         self.batch_size = batch_size
 
