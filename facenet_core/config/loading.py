@@ -9,11 +9,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from facenet_core.config.presets import preset_path
+from facenet_core.config.presets import is_short_name, preset_path
 from facenet_core.config.schema import Config, bounds_text, canonical_fields, field_bounds
 from facenet_core.errors import UserError
 from facenet_core.fileio import atomic_write_text
 
+# The key of a preset naming the preset it starts from.
+EXTENDS = "extends"
 RANGE_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
 
 
@@ -31,13 +33,29 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def read_preset(preset: str | os.PathLike) -> dict[str, Any]:
-    """The raw mapping of a YAML preset: a packaged preset's short name ('demo') or a file path."""
+def read_preset(preset: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw mapping of a YAML preset: a packaged preset's short name ('demo') or a file path.
+
+    A preset may start from another: `extends: <name or path>` (a path relative to the preset's own
+    folder) reads that one first and merges this one's fields over it, nested mappings key by key.
+    """
     path = preset_path(preset)
     data = parse_yaml(path.read_bytes(), f"preset {path}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"preset {path} must be a mapping of config fields, got {type(data).__name__}")
-    return data
+    parent = data.pop(EXTENDS, None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(
+            f"preset {path}: {EXTENDS} must name a preset (a packaged name or a YAML path), got {parent!r}"
+        )
+    chain = (*_seen, path.resolve())
+    base_preset = parent if is_short_name(parent) else path.parent / parent
+    if preset_path(base_preset).resolve() in chain:
+        names = " -> ".join(str(p) for p in (*chain, preset_path(base_preset).resolve()))
+        raise ConfigError(f"preset {path}: {EXTENDS} makes a cycle ({names}); break it")
+    return _deep_merge(canonical_fields(read_preset(base_preset, chain)), canonical_fields(data))
 
 
 def parse_yaml(text: str | bytes, source: str) -> Any:

@@ -122,3 +122,30 @@ def test_building_the_cli_loads_no_heavy_library():
     repo = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"  # `facenet --help` and argument errors answer at once
+
+
+def test_a_preset_extends_another_field_by_field(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("model_architecture: resnet18\nimage_size: 64\nlr_schedule: {type: step, milestones: [3]}\n")
+    (tmp_path / "child").mkdir()
+    child = tmp_path / "child" / "mined.yaml"
+    child.write_text("extends: ../base.yaml\nsampling: pk\nmining: batch_hard\nlr_schedule: {gamma: 0.5}\n")
+    cfg = load_config(child)
+    assert (cfg.model_architecture, cfg.image_size, cfg.sampling, cfg.mining) == ("resnet18", 64, "pk", "batch_hard")
+    assert (cfg.lr_schedule.type, cfg.lr_schedule.milestones, cfg.lr_schedule.gamma) == ("step", [3], 0.5)
+    packaged = tmp_path / "demo_pk.yaml"
+    packaged.write_text("extends: demo\nepochs: 2\n")
+    assert load_config(packaged).model_dump(exclude={"epochs"}) == load_config("demo").model_dump(exclude={"epochs"})
+
+
+def test_an_extends_cycle_or_a_missing_parent_is_one_line(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nepochs: 2\n")
+    with pytest.raises(UserError, match=r"extends makes a cycle .*a\.yaml -> .*b\.yaml -> .*a\.yaml\); break it"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(UserError, match="nowhere.yaml not found"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("extends: [demo]\n")
+    with pytest.raises(UserError, match="extends must name a preset"):
+        load_config(tmp_path / "d.yaml")
