@@ -303,6 +303,11 @@ class Config(_Strict):
                 f"{self.model_architecture!r}: it needs at least {minimum} px"
             )
         self._check_sampling()
+        if self.crop == "aligned" and self.crop_margin:
+            raise ValueError(
+                f"crop_margin={self.crop_margin} does not apply to crop: aligned (the ArcFace template frames the "
+                "face): set crop_margin to 0"
+            )
         if any(s <= 0 for s in self.normalize_std):
             raise ValueError(f"normalize_std must be positive, got {self.normalize_std}")
         names = [s.name for s in self.eval_sets]

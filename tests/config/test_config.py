@@ -159,3 +159,9 @@ def test_run_key_follows_the_mining():
     seed, mined = Config(), Config(sampling="pk", mining="batch_hard")
     assert run_key(seed, "m") != run_key(mined, "m")
     assert run_key(mined, "m") != run_key(mined.model_copy(update={"pk_images": 8}), "m")
+
+
+def test_aligned_crops_take_no_margin():
+    assert Config(crop="aligned").crop_margin == 0
+    with pytest.raises(ValueError, match="crop_margin=16 does not apply to crop: aligned"):
+        Config(crop="aligned", crop_margin=16)
