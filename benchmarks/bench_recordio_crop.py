@@ -2,15 +2,15 @@
 
 LFW pictures are aligned the way insightface aligned glint360k: MTCNN's five landmarks (from a crop
 run on the 250x250 originals, timed as the baseline) mapped onto the arcface 112x112 template by a
-least-squares similarity transform (insightface's `norm_crop`), saved as JPEG and packed with the
-project's RecordIO writer. Then, per round: crop the 250x250 originals again (the baseline, measured
-in the same run), unpack a pack of --unpack-records copies (`unpack_recordio`), unpack the faces and
-crop them (`crop_tree`, PNG level 1). By default the crops run in this process (`--workers 1`: no
-worker start-up in the figures) and the steadier figure on a shared machine is the CPU time per
-image; an idle machine crops about (cores / CPU time per image) images per second with one worker
-process per core. Reports per-image rates, the detection rate and box scale on 112x112 inputs, the
-mean PNG size at 224, and the glint360k extrapolation. Only faces MTCNN found in the originals are
-packed, as insightface's were.
+least-squares similarity transform (`facenet_core.detect.align`, as insightface's `norm_crop`),
+saved as JPEG and packed with the project's RecordIO writer. Then, per round: crop the 250x250
+originals again (the baseline, measured in the same run), unpack a pack of --unpack-records copies
+(`unpack_recordio`), unpack the faces and crop them (`crop_tree`, PNG level 1). By default the crops
+run in this process (`--workers 1`: no worker start-up in the figures) and the steadier figure on a
+shared machine is the CPU time per image; an idle machine crops about (cores / CPU time per image)
+images per second with one worker process per core. Reports per-image rates, the detection rate and
+box scale on 112x112 inputs, the mean PNG size at 224, and the glint360k extrapolation. Only faces
+MTCNN found in the originals are packed, as insightface's were.
 
     .venv/bin/python benchmarks/bench_recordio_crop.py --images 500 --repeats 3
 """
@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -37,6 +36,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from facenet_core.detect.align import aligned_face  # noqa: E402
 from facenet_core.detect.options import CropOptions  # noqa: E402
 from facenet_core.detect.parallel import crop_tree  # noqa: E402
 from facenet_core.env import disable_telemetry  # noqa: E402
@@ -46,21 +46,6 @@ from facenet_core.ingest.recordio_unpack import unpack_recordio  # noqa: E402
 
 GLINT_IMAGES = 17_091_657
 GLINT_IDENTITIES = 360_232
-# insightface's arcface template: eyes, nose tip, mouth corners in a 112x112 aligned face.
-ARCFACE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
-)
-
-
-def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 least-squares similarity transform (Umeyama) taking points `src` onto `dst`."""
-    mean_src, mean_dst = src.mean(0), dst.mean(0)
-    centred_src, centred_dst = src - mean_src, dst - mean_dst
-    u, s, vt = np.linalg.svd(centred_dst.T @ centred_src / len(src))
-    d = np.diag([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
-    rotation = u @ d @ vt
-    scale = (s * np.diag(d)).sum() / centred_src.var(0).sum()
-    return np.hstack([scale * rotation, (mean_dst - scale * rotation @ mean_src)[:, None]])
 
 
 def link_subset(lfw_root: Path, target: Path, images: int) -> int:
@@ -80,7 +65,7 @@ def aligned_faces(source: Path, detections: pd.DataFrame, quality: int) -> list[
     for row in detections[detections["status"] == "ok"].itertuples():
         points = np.array([[getattr(row, f"lm_x{i}"), getattr(row, f"lm_y{i}")] for i in range(1, 6)])
         pixels = np.asarray(Image.open(source / row.source).convert("RGB"))
-        face = cv2.warpAffine(pixels, similarity(points, ARCFACE_112), (112, 112), borderValue=0.0)
+        face = aligned_face(pixels, points, 112)
         buffer = io.BytesIO()
         Image.fromarray(face).save(buffer, format="JPEG", quality=quality)
         people.setdefault(Path(row.source).parent.name, []).append(buffer.getvalue())
