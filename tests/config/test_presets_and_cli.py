@@ -25,6 +25,23 @@ def test_expected_presets_exist():
     assert {p.stem for p in PRESETS} >= {"demo", "glint360k_resnet34", "lfw_view1", "lfw_view1_gpu"}
 
 
+@pytest.mark.parametrize(
+    ("mined", "seed"),
+    [
+        ("lfw_view1_mined", "lfw_view1"),
+        ("lfw_view1_gpu_mined", "lfw_view1_gpu"),
+        ("glint360k_resnet34_mined", "glint360k_resnet34"),
+    ],
+)
+def test_mined_presets_change_only_how_a_step_is_drawn_and_mined(mined, seed):
+    mined_cfg, seed_cfg = load_config(mined), load_config(seed)
+    assert (seed_cfg.sampling, seed_cfg.mining) == ("triplets", "seed")
+    assert (mined_cfg.sampling, mined_cfg.mining) == ("pk", "batch_all")
+    assert mined_cfg.images_per_step == seed_cfg.images_per_step
+    changed = {"sampling", "mining", "pk_identities", "pk_images"}
+    assert mined_cfg.model_dump(exclude=changed) == seed_cfg.model_dump(exclude=changed)
+
+
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
 def test_preset_validates(preset):
     cfg = load_config(preset)

@@ -13,7 +13,12 @@ from facenet_core.data.manifest import build_manifest, read_identities_file, rea
 from facenet_core.evaluate.pairs import read_pairs, read_people
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PRESETS = ["deployments/lfw_view1.yaml", "deployments/lfw_view1_gpu.yaml"]
+PRESETS = [
+    "deployments/lfw_view1.yaml",
+    "deployments/lfw_view1_gpu.yaml",
+    "deployments/lfw_view1_mined.yaml",
+    "deployments/lfw_view1_gpu_mined.yaml",
+]
 LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"
 # Settings in the crop cache key: equal, so both presets share one set of crops in the workspace.
 CROP_FIELDS = [
@@ -57,13 +62,14 @@ def test_preset_trains_on_devtrain_and_evaluates_on_devtest(preset: str) -> None
 
 
 def test_presets_share_data_crops_and_evaluation() -> None:
-    cpu, gpu = (load_config(REPO_ROOT / preset) for preset in PRESETS)
-    assert gpu.dataset == cpu.dataset
-    assert gpu.identities_file == cpu.identities_file
-    assert gpu.eval_sets == cpu.eval_sets
-    assert gpu.workspace == cpu.workspace
-    for field in CROP_FIELDS:
-        assert getattr(gpu, field) == getattr(cpu, field), field
+    cpu, *others = (load_config(REPO_ROOT / preset) for preset in PRESETS)
+    for other in others:
+        assert other.dataset == cpu.dataset
+        assert other.identities_file == cpu.identities_file
+        assert other.eval_sets == cpu.eval_sets
+        assert other.workspace == cpu.workspace
+        for field in CROP_FIELDS:
+            assert getattr(other, field) == getattr(cpu, field), field
 
 
 @pytest.mark.lfw

@@ -15,7 +15,10 @@ import deployments
 from flows.cli import main
 
 pytestmark = pytest.mark.timeout(120)
-PACKAGED = "(demo, glint360k_resnet34, lfw_view1, lfw_view1_gpu)"
+PACKAGED = (
+    "(demo, glint360k_resnet34, glint360k_resnet34_mined, lfw_view1, lfw_view1_gpu, lfw_view1_gpu_mined, "
+    "lfw_view1_mined)"
+)
 
 CASES = [
     ("no_such_preset", "preset 'no_such_preset' is not a packaged preset " + PACKAGED),
