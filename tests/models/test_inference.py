@@ -104,12 +104,47 @@ def test_a_model_that_cannot_be_traced_runs_as_it_is(tmp_path):
     np.testing.assert_allclose(vectors, expected.numpy(), rtol=0, atol=1e-6)
 
 
+class SharedOutputs(nn.Module):
+    """A convolution whose output also bypasses its batch norm, and one called twice: neither can absorb
+    its batch norm; the one convolution used once, before a batch norm alone, can."""
+
+    def __init__(self):
+        super().__init__()
+        self.bypassed, self.twice, self.single = nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3)
+        self.bn1, self.bn2, self.bn3, self.bn4 = (nn.BatchNorm2d(4) for _ in range(4))
+
+    def forward(self, x):
+        y = self.bypassed(x)
+        y = self.bn1(y) + y
+        y = self.bn3(self.twice(self.bn2(self.twice(y))))
+        return F.normalize(self.bn4(self.single(y)).flatten(1), dim=1)
+
+
+def test_only_batch_norms_a_convolution_alone_feeds_are_folded():
+    model = SharedOutputs()
+    for norm in (model.bn1, model.bn2, model.bn3, model.bn4):
+        norm.running_mean.uniform_(-0.2, 0.2)
+        norm.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    folded = inference_model(model)
+    assert [name for name, module in folded.named_modules() if isinstance(module, nn.BatchNorm2d)] == [
+        "bn1",
+        "bn2",
+        "bn3",
+    ]
+    images = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(images), model(images), rtol=0, atol=BOUND)
+    assert torch.equal(folded.twice.weight, model.twice.weight)  # left alone, not scaled twice
+
+
 def test_a_model_without_batch_norm_is_returned_as_it_is():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
     assert inference_model(model) is model
 
 
 @pytest.mark.lfw
+@pytest.mark.slow
 def test_real_lfw_images_embed_as_with_the_plain_model(lfw_dir):
     """`embed_images` (folded model, channels_last, per-core parts) against the plain model on each image
     through the seed's transform alone: ResNet-34 at 140 px, as `facenet evaluate` runs it."""
