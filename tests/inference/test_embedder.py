@@ -21,15 +21,12 @@ def _random_crops(count: int, size: int = 224) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
 
 
-@pytest.mark.lfw
-def test_a_photo_embeds_as_the_evaluation_embeds_its_crop_stage_png(
-    photo_tree, photo_paths, crop_stage, project_checkpoint
-):
-    loaded = load_model(project_checkpoint)
+def _photo_and_png_embeddings(loaded, photo_paths, photo_tree, crop_stage) -> tuple[np.ndarray, np.ndarray]:
+    """TorchEmbedder's embeddings of the photos (faces detected per the contract), and the evaluation
+    path's embeddings of the crop stage's PNGs of the same photos."""
     contract = loaded.contract
     photos = detect_faces(photo_paths, contract.crop_options(workers=1))
     embeddings = TorchEmbedder(loaded.model, contract, batch_size=3).embed(np.stack([p.faces[0].crop for p in photos]))
-
     rows, output = crop_stage
     pngs = [output / rows[path.relative_to(photo_tree).as_posix()]["output"] for path in photo_paths]
     reference = embed_images(
@@ -42,8 +39,18 @@ def test_a_photo_embeds_as_the_evaluation_embeds_its_crop_stage_png(
         device="cpu",
         progress=False,
     )
+    return embeddings, reference.vectors
+
+
+@pytest.mark.lfw
+def test_a_photo_embeds_as_the_evaluation_embeds_its_crop_stage_png(
+    photo_tree, photo_paths, crop_stage, project_checkpoint
+):
+    embeddings, reference = _photo_and_png_embeddings(
+        load_model(project_checkpoint), photo_paths, photo_tree, crop_stage
+    )
     assert embeddings.dtype == np.float32 and embeddings.shape == (4, 16)
-    assert np.abs(embeddings - reference.vectors).max() < 1e-5
+    assert np.abs(embeddings - reference).max() < 1e-5
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
     assert not np.allclose(embeddings[0], embeddings[2], atol=1e-3)  # the weights tell photos apart
 
@@ -56,25 +63,10 @@ def test_a_photo_embeds_as_the_evaluation_embeds_its_aligned_crop_stage_png(
     config = {"crop": "aligned", "crop_image_size": 224, "crop_margin": 0, "distance_metric": "euclidean"}
     state = project_checkpoint_state(create_model("resnet18", 16), config=config)
     loaded = load_model(save_checkpoint(tmp_path / "aligned.pt", state))
-    contract = loaded.contract
-    assert contract.crop_method == "mtcnn-aligned-arcface"
-    photos = detect_faces(photo_paths, contract.crop_options(workers=1))
-    embeddings = TorchEmbedder(loaded.model, contract, batch_size=3).embed(np.stack([p.faces[0].crop for p in photos]))
-
-    rows, output = aligned_crop_stage
-    pngs = [output / rows[path.relative_to(photo_tree).as_posix()]["output"] for path in photo_paths]
-    reference = embed_images(
-        loaded.model,
-        pngs,
-        image_size=contract.input_size,
-        mean=contract.mean,
-        std=contract.std,
-        batch_size=4,
-        device="cpu",
-        progress=False,
-    )
+    assert loaded.contract.crop_method == "mtcnn-aligned-arcface"
+    embeddings, reference = _photo_and_png_embeddings(loaded, photo_paths, photo_tree, aligned_crop_stage)
     assert embeddings.shape == (4, 16)
-    assert np.abs(embeddings - reference.vectors).max() < 1e-5
+    assert np.abs(embeddings - reference).max() < 1e-5
 
 
 def test_batches_empty_input_and_the_protocol(project_checkpoint):
