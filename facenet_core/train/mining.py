@@ -59,6 +59,23 @@ def _negatives_by_distance(distances: torch.Tensor, negative: torch.Tensor) -> t
     return sorted_masked, order
 
 
+def _mean_hinge_terms(
+    positive_distance: torch.Tensor, negative_distance: torch.Tensor, valid: torch.Tensor, margin: float
+) -> LossTerms:
+    """Terms of the mean hinge over the `valid` (anchor, positive, negative) choices, one per entry."""
+    zero = positive_distance.new_zeros(())
+    hinge = torch.where(valid, torch.clamp(margin + positive_distance - negative_distance, min=0.0), zero)
+    count = valid.sum()
+    return LossTerms(
+        hinge_sum=hinge.sum(),
+        divisor=count,
+        active=(hinge.detach() > 0).sum(),
+        considered=count,
+        pos_dist_sum=torch.where(valid, positive_distance.detach(), zero).sum(),
+        neg_dist_sum=torch.where(valid, negative_distance.detach(), zero).sum(),
+    )
+
+
 def batch_hard(distances: torch.Tensor, labels: torch.Tensor, margin: float) -> LossTerms:
     """Per anchor the hardest positive (largest distance) and hardest negative (smallest distance).
 
@@ -68,17 +85,7 @@ def batch_hard(distances: torch.Tensor, labels: torch.Tensor, margin: float) -> 
     hardest_positive = distances.masked_fill(~positive, float("-inf")).max(dim=1).values
     hardest_negative = distances.masked_fill(~negative, float("inf")).min(dim=1).values
     valid = positive.any(dim=1) & negative.any(dim=1)
-    zero = distances.new_zeros(())
-    hinge = torch.where(valid, torch.clamp(margin + hardest_positive - hardest_negative, min=0.0), zero)
-    count = valid.sum()
-    return LossTerms(
-        hinge_sum=hinge.sum(),
-        divisor=count,
-        active=(hinge.detach() > 0).sum(),
-        considered=count,
-        pos_dist_sum=torch.where(valid, hardest_positive.detach(), zero).sum(),
-        neg_dist_sum=torch.where(valid, hardest_negative.detach(), zero).sum(),
-    )
+    return _mean_hinge_terms(hardest_positive, hardest_negative, valid, margin)
 
 
 def batch_semihard(distances: torch.Tensor, labels: torch.Tensor, margin: float) -> LossTerms:
@@ -97,17 +104,7 @@ def batch_semihard(distances: torch.Tensor, labels: torch.Tensor, margin: float)
     chosen = torch.where(is_semihard, candidate, order[:, :1])
     negative_distance = distances.gather(1, chosen)
     valid = positive & negative.any(dim=1, keepdim=True)
-    zero = distances.new_zeros(())
-    hinge = torch.where(valid, torch.clamp(margin + distances - negative_distance, min=0.0), zero)
-    count = valid.sum()
-    return LossTerms(
-        hinge_sum=hinge.sum(),
-        divisor=count,
-        active=(hinge.detach() > 0).sum(),
-        considered=count,
-        pos_dist_sum=torch.where(valid, distances.detach(), zero).sum(),
-        neg_dist_sum=torch.where(valid, negative_distance.detach(), zero).sum(),
-    )
+    return _mean_hinge_terms(distances, negative_distance, valid, margin)
 
 
 def batch_all(distances: torch.Tensor, labels: torch.Tensor, margin: float) -> LossTerms:
