@@ -89,7 +89,7 @@ def test_the_bounds_admit_the_shipped_presets_and_the_seed_recipe() -> None:
 
 
 def test_triplets_per_epoch_are_bounded_across_two_fields() -> None:
-    with pytest.raises(ConfigError, match="iterations_per_epoch x batch_size = 10,000,000,000 triplets"):
+    with pytest.raises(ConfigError, match="iterations_per_epoch x batch_size = 10,000,000,000 rows per epoch"):
         load_config(None, {"iterations_per_epoch": 1_000_000, "batch_size": 10_000})
 
 

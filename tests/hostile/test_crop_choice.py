@@ -40,7 +40,8 @@ def test_unknown_crop_value_refused_before_any_work(value, area, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert (
-        err.startswith("facenet run: error: invalid configuration") and "crop: Input should be 'mtcnn' or 'none'" in err
+        err.startswith("facenet run: error: invalid configuration")
+        and "crop: Input should be 'mtcnn', 'aligned' or 'none'" in err
     )
     assert not area["workspace"].exists() and tree_state(area["sibling"]) == before
 
