@@ -1,5 +1,8 @@
 """The `facenet` command: one module per subcommand, listed in COMMANDS, each offering `register(subparsers)`.
 
+Only the command being run is imported (`facenet triplets` does not load the modules of `train` or
+`verify`); `facenet --help` and a mistyped command import them all.
+
 `main` is the one error boundary. A mistake the user can fix ends as one line on stderr,
 `facenet <cmd>: error: <message>`, exit code 2: a UserError (raised where the file or parameter is
 known), a ValueError (the library's convention for bad input; UserError subclasses it, and so do
@@ -11,47 +14,32 @@ and keeps its traceback. `--debug` or FACENET_DEBUG=1 prints the traceback of us
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 
 from facenet_core.env import disable_telemetry
-from flows.cli import (
-    crop,
-    demo,
-    download,
-    embed,
-    evaluate,
-    export,
-    manifest,
-    mlflow_replay,
-    run,
-    search,
-    stats,
-    synthetic,
-    train,
-    triplets,
-    verify,
-)
 
-# The subcommands in the order `facenet --help` lists them.
-COMMANDS = (
-    demo,
-    run,
-    download,
-    crop,
-    manifest,
-    stats,
-    triplets,
-    train,
-    evaluate,
-    verify,
-    embed,
-    search,
-    export,
-    synthetic,
-    mlflow_replay,
-)
+# The subcommands in the order `facenet --help` lists them: command name -> its module in flows.cli.
+COMMANDS = {
+    "demo": "demo",
+    "run": "run",
+    "download": "download",
+    "crop": "crop",
+    "manifest": "manifest",
+    "stats": "stats",
+    "triplets": "triplets",
+    "train": "train",
+    "evaluate": "evaluate",
+    "verify": "verify",
+    "embed": "embed",
+    "search": "search",
+    "export": "export",
+    "synthetic": "synthetic",
+    "mlflow-replay": "mlflow_replay",
+}
 
 DEBUG_ENV = "FACENET_DEBUG"
 OS_ERROR_ADVICE = {
@@ -70,8 +58,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser with every subcommand registered; `--debug` works before or after the command."""
+def command_named(argv: Sequence[str] | None) -> str | None:
+    """The subcommand `argv` runs (its first word that is not an option), if it is one of COMMANDS."""
+    first = next((word for word in argv or () if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the subcommand `argv` names is registered when it names one, else all of them.
+    `--debug` works before or after the command."""
     parser = Parser(
         prog="facenet",
         description="facenet-flow: FaceNet triplet-loss training as a cached, retryable pipeline.",
@@ -80,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     debug_help = f"print the traceback of errors (also {DEBUG_ENV}=1)"
     parser.add_argument("--debug", action="store_true", help=debug_help)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMANDS:
-        module.register(subparsers)
+    named = command_named(argv)
+    for name in [named] if named else COMMANDS:
+        importlib.import_module(f"flows.cli.{COMMANDS[name]}").register(subparsers)
     for subparser in subparsers.choices.values():
         subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
@@ -107,7 +103,8 @@ def _debug_requested(args: argparse.Namespace) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `facenet` console script."""
     disable_telemetry()
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except Exception as error:

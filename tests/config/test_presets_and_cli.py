@@ -13,7 +13,7 @@ from facenet_core.config.presets import is_short_name, preset_names, preset_path
 from facenet_core.errors import UserError
 from facenet_core.ingest import catalogue
 from facenet_core.safepath import UnsafeNameError
-from flows.cli import build_parser
+from flows.cli import build_parser, main
 from flows.train import DEFAULT_PRESET
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,6 +139,26 @@ def test_building_the_cli_loads_no_heavy_library():
     repo = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"  # `facenet --help` and argument errors answer at once
+
+
+def test_running_a_command_imports_only_its_module():
+    probe = (
+        "import sys; from flows.cli import build_parser; "
+        "args = build_parser(['--debug', 'triplets', '--help-not-parsed']); "
+        "print(sorted(m for m in sys.modules if m.startswith('flows.cli.')))"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['flows.cli.args', 'flows.cli.triplets']"
+
+
+def test_a_mistyped_command_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tripplets"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'tripplets'" in error
+    assert all(command in error for command in COMMANDS)
 
 
 def test_a_preset_extends_another_field_by_field(tmp_path):
