@@ -36,15 +36,20 @@ def class_index(labels: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.n
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.size == 0:
         raise ValueError(f"labels must be a non-empty 1-D array, got shape {labels.shape}")
-    if labels.min() < 0:
+    ordered = bool(np.all(labels[1:] >= labels[:-1]))
+    if (labels[0] if ordered else labels.min()) < 0:
         raise ValueError("labels must be non-negative class indices")
-    order = None if bool(np.all(labels[1:] >= labels[:-1])) else np.argsort(labels, kind="stable")
-    counts = np.zeros(int(labels.max()) + 1, dtype=np.int64)
-    for start in range(0, labels.size, COUNT_CHUNK):  # bincount widens its input to int64: in slices
-        counts += np.bincount(labels[start : start + COUNT_CHUNK], minlength=counts.size)
+    if ordered:  # a manifest's order: each class is one run of rows
+        run_starts = np.concatenate([[0], np.flatnonzero(labels[1:] != labels[:-1]) + 1, [labels.size]])
+        counts = np.zeros(int(labels[-1]) + 1, dtype=np.int64)
+        counts[labels[run_starts[:-1]]] = np.diff(run_starts)
+    else:
+        counts = np.zeros(int(labels.max()) + 1, dtype=np.int64)
+        for start in range(0, labels.size, COUNT_CHUNK):  # bincount widens its input to int64: in slices
+            counts += np.bincount(labels[start : start + COUNT_CHUNK], minlength=counts.size)
     starts = np.zeros_like(counts)
     np.cumsum(counts[:-1], out=starts[1:])
-    return order, starts, counts
+    return (None if ordered else np.argsort(labels, kind="stable")), starts, counts
 
 
 def sample_distinct(rng: np.random.Generator, classes: np.ndarray, blocks: int, k: int) -> np.ndarray:
