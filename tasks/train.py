@@ -12,6 +12,7 @@ from facenet_core.config import Config
 from facenet_core.config.stages import stage_values
 from facenet_core.data import pk_batches as pk_core
 from facenet_core.data import triplets as triplets_core
+from facenet_core.data.epoch_index import indexed_manifest
 from facenet_core.data.manifest import read_manifest_labels
 from facenet_core.fileio import sha256_file
 from facenet_core.tracking import metrics as tracking_metrics
@@ -115,11 +116,13 @@ def train_key(
     config: Config, epoch: int, epoch_index: EpochIndexFile, checkpoint_in: EpochCheckpoint | None
 ) -> dict[str, Any]:
     """What an epoch's weights depend on: the config's train-epoch fields, the epoch, the content of
-    its triplets or PK batches and the content of the checkpoint it starts from."""
+    its triplets or PK batches, the manifest they index (the images behind the rows) and the content
+    of the checkpoint it starts from."""
     return {
         "config": stage_values(config, "train-epoch"),
         "epoch": epoch,
-        "triplets": epoch_index.sha256,  # the name of the first version: earlier cache keys stay valid
+        "triplets": epoch_index.sha256,  # the name of the first version
+        "manifest": indexed_manifest(epoch_index.path),
         "checkpoint_in": checkpoint_in.sha256 if checkpoint_in else None,
     }
 

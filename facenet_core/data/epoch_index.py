@@ -100,6 +100,14 @@ def epoch_meta(fingerprint: str, epoch: int, params: Any) -> dict[str, Any]:
     return {"manifest_fingerprint": fingerprint, "epoch": epoch, **asdict(params)}
 
 
+def indexed_manifest(path: str | os.PathLike) -> str | None:
+    """The fingerprint of the manifest whose rows the index file at `path` points into (its sidecar's),
+    None without a sidecar. The rows alone do not say it: two manifests with the same identities and
+    image counts (another crop of the same dataset) give byte-identical index files."""
+    side = sidecar_path(path)
+    return json.loads(side.read_text()).get("manifest_fingerprint") if side.is_file() else None
+
+
 def read_sidecar(path: str | os.PathLike, manifest_fingerprint: str, kind: IndexFormat) -> dict[str, Any]:
     """The sidecar of the index file at `path`, checked to be of this kind and drawn from this manifest."""
     path = Path(path)

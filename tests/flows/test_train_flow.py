@@ -127,6 +127,19 @@ def test_crop_speed_options_hit_the_cache_and_other_crops_land_beside(tiny_prese
     assert {p: p.stat().st_mtime_ns for p in (workspace / "cropped" / "tiny").rglob("*.png")} == default_crops
     manifests = {p.name for p in (workspace / "manifests").glob("*.parquet") if ".rejects" not in p.name}
     assert manifests == {"tiny.parquet", "tiny-image_size48.parquet"}
+    # Same people, same counts: byte-identical triplets, but other images behind them, so trained anew
+    # into the new run's folder (not the first run's weights taken from the cache).
+    runs = workspace / "runs"
+    for epoch in range(2):
+        first_rows, larger_rows = (
+            runs / key / "triplets" / f"epoch_{epoch}.npy" for key in (first["run_key"], larger["run_key"])
+        )
+        assert first_rows.read_bytes() == larger_rows.read_bytes()
+        weights = [
+            torch.load(runs / key / "checkpoints" / f"epoch_{epoch}.pt", weights_only=True)["model_state_dict"]
+            for key in (first["run_key"], larger["run_key"])
+        ]
+        assert not all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 
 def test_epochs_pruned_by_retention_are_skipped_when_evaluation_changes(tiny_preset, count_calls):

@@ -3,13 +3,14 @@ folder holds already (trained outside the cache) taken as it is instead of train
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from prefect import flow
 
 from facenet_core.config import Config
 from facenet_core.config.stages import stage_values
-from facenet_core.data.triplets import TripletParams
+from facenet_core.data.triplets import TripletParams, save_triplets
 from facenet_core.fileio import sha256_file
 from facenet_core.train import engine
 from facenet_core.workspace import Workspace
@@ -39,12 +40,27 @@ def test_train_key_holds_the_configs_training_fields_and_the_inputs_content(tmp_
         "config": stage_values(config, "train-epoch"),
         "epoch": 0,
         "triplets": "a" * 64,
+        "manifest": None,  # no sidecar beside t.npy
         "checkpoint_in": None,
     }
     previous = EpochCheckpoint(tmp_path / "epoch_0.pt", "b" * 64, 0)
     assert train_key(config=config, epoch=1, epoch_index=triplets, checkpoint_in=previous)["checkpoint_in"] == "b" * 64
     faster = config.model_copy(update={"num_workers": 7, "eval_batch_size": 3})  # speed only: the same key
     assert train_key(config=faster, epoch=0, epoch_index=triplets, checkpoint_in=None) == first
+
+
+def test_train_key_tells_apart_identical_rows_into_two_manifests(tmp_path):
+    """Another crop of the same people gives a manifest of the same labels: the same index rows, other images."""
+    config = Config(epochs=3)
+    keys = []
+    for fingerprint in ("1" * 64, "2" * 64):
+        path = tmp_path / fingerprint[0] / "epoch_0.npy"
+        path.parent.mkdir()
+        save_triplets(path, np.zeros((4, 3), dtype=np.int32), {"manifest_fingerprint": fingerprint, "epoch": 0})
+        index = TripletsFile(path, sha256_file(path), 4)
+        keys.append(train_key(config=config, epoch=0, epoch_index=index, checkpoint_in=None))
+    assert keys[0]["triplets"] == keys[1]["triplets"]
+    assert (keys[0]["manifest"], keys[1]["manifest"]) == ("1" * 64, "2" * 64)
 
 
 @flow
