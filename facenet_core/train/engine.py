@@ -1,8 +1,8 @@
 """One training epoch: the unit of caching and resume (docs/ARCHITECTURE.md).
 
-train_epoch(config, epoch, triplets_path, checkpoint_in, run_dir) trains on the epoch's triplets
-and writes runs/<key>/checkpoints/epoch_<e>.pt (weights), last.pt (full state) and
-epoch_<e>.json (the epoch summary). Under torchrun it is one rank of a DDP job.
+train_epoch(config, epoch, index_path, checkpoint_in, run_dir) trains on the epoch's index file
+(triplets or P x K batches) and writes runs/<key>/checkpoints/epoch_<e>.pt (weights), last.pt (full
+state) and epoch_<e>.json (the epoch summary). Under torchrun it is one rank of a DDP job.
 """
 
 from __future__ import annotations
@@ -166,19 +166,20 @@ def _wrap(state: TrainingState, config: Config, ctx: DistContext) -> None:
 def train_epoch(
     config: Config,
     epoch: int,
-    triplets_path: str | os.PathLike,
+    index_path: str | os.PathLike,
     checkpoint_in: str | os.PathLike | None,
     run_dir: str | os.PathLike,
     on_metrics: MetricsCallback | None = None,
 ) -> Path:
-    """Train epoch `epoch` (0-based) from `checkpoint_in` (None: fresh model) on the epoch's triplets.
+    """Train epoch `epoch` (0-based) from `checkpoint_in` (None: fresh model) on the epoch's index file
+    (triplets or P x K batches).
 
     Returns runs/<key>/checkpoints/epoch_<e>.pt. Rank 0 writes every file; the others wait for it.
     """
     ctx = init_from_env(config.device)
     layout = RunLayout(Path(run_dir))
     out = layout.epoch_checkpoint(epoch)
-    loader = _open_loader(config, epoch, triplets_path, ctx)
+    loader = _open_loader(config, epoch, index_path, ctx)
     state = build_state(config, epoch, ctx.device, checkpoint_in)
     _wrap(state, config, ctx)
     amp_dtype = resolve_amp(config.amp, ctx.device)
@@ -211,7 +212,7 @@ def train_epoch(
         amp=str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
     )
     if ctx.is_main:
-        full = checkpoint_state(config, epoch, state, triplets_path, summary)
+        full = checkpoint_state(config, epoch, state, index_path, summary)
         save_checkpoint(out, weights_only_state(full))
         save_checkpoint(layout.last, full)
         atomic_write_json(summary_path(out), summary)

@@ -51,14 +51,14 @@ def _follow(path: Path, position: int, on_metrics: MetricsCallback | None) -> in
 def run_train_epoch(
     config: Config,
     epoch: int,
-    triplets_path: str | os.PathLike,
+    index_path: str | os.PathLike,
     checkpoint_in: str | os.PathLike | None,
     run_dir: str | os.PathLike,
     on_metrics: MetricsCallback | None = None,
 ) -> Path:
     """Same contract as train_epoch; starts a torchrun job when config.num_processes > 1 or nnodes > 1."""
     if config.num_processes == 1 and config.nnodes == 1:
-        return train_epoch(config, epoch, triplets_path, checkpoint_in, run_dir, on_metrics)
+        return train_epoch(config, epoch, index_path, checkpoint_in, run_dir, on_metrics)
     layout = RunLayout(Path(run_dir))
     config_path = save_config(config, layout.launch_config(epoch))
     metrics_path = layout.launch_metrics(epoch)
@@ -68,8 +68,8 @@ def run_train_epoch(
         str(config_path),
         "--epoch",
         str(epoch),
-        "--triplets",
-        str(triplets_path),
+        "--index",
+        str(index_path),
         "--run_dir",
         str(run_dir),
         "--metrics",

@@ -150,7 +150,7 @@ def _restore_training_state(checkpoint: dict[str, Any], state: TrainingState) ->
 
 
 def checkpoint_state(
-    config: Config, epoch: int, state: TrainingState, triplets_path: str | os.PathLike, metrics: dict[str, Any]
+    config: Config, epoch: int, state: TrainingState, index_path: str | os.PathLike, metrics: dict[str, Any]
 ) -> dict[str, Any]:
     """The full training state with the seed's keys first; plain Python/torch values only."""
     return {
@@ -167,6 +167,6 @@ def checkpoint_state(
         "scheduler": state.scheduler.state_dict(),
         "rng": capture_rng(),
         "config": config_to_dict(config),
-        "triplets_path": str(triplets_path),
+        "index_path": str(index_path),
         "metrics": metrics,
     }

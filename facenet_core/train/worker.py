@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facenet_core.train.worker", description=__doc__)
     parser.add_argument("--config", required=True, help="resolved config YAML")
     parser.add_argument("--epoch", type=int, required=True)
-    parser.add_argument("--triplets", required=True)
+    parser.add_argument("--index", required=True)
     parser.add_argument("--run_dir", required=True)
     parser.add_argument("--checkpoint_in")
     parser.add_argument("--metrics", help="JSON-lines file rank 0 appends step metrics to")
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         train_epoch(
             config,
             args.epoch,
-            args.triplets,
+            args.index,
             args.checkpoint_in,
             args.run_dir,
             on_metrics=_append_metrics(args.metrics) if args.metrics else None,

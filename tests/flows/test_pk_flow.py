@@ -40,7 +40,7 @@ def test_pk_run_trains_on_its_batches_and_reruns_cached(tiny_preset, monkeypatch
         )
         assert np.array_equal(batches, expected)
         checkpoint = torch.load(run_dir / "checkpoints" / f"epoch_{epoch}.pt", weights_only=True)
-        assert checkpoint["triplets_path"] == str(path)
+        assert checkpoint["index_path"] == str(path)
         assert all(torch.isfinite(v).all() for v in checkpoint["model_state_dict"].values() if v.is_floating_point())
 
     second = run_in_process(tiny_preset, PK)

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
 
 def _triplets_used(run_dir: Path, epoch: int) -> str:
-    return torch.load(run_dir / "checkpoints" / f"epoch_{epoch}.pt", weights_only=True)["triplets_path"]
+    return torch.load(run_dir / "checkpoints" / f"epoch_{epoch}.pt", weights_only=True)["index_path"]
 
 
 def test_triplets_file_first_epoch_only_and_fresh_optimizer_tagged(tiny_preset, tmp_path):

@@ -38,7 +38,7 @@ def test_first_epoch_writes_weights_state_and_summary(tiny_config, tiny_dataset,
     weights = torch.load(out, weights_only=True)
     assert set(SEED_KEYS) <= set(weights)
     assert weights["optimizer_model_state_dict"] is None and "rng" not in weights
-    assert weights["triplets_path"] == str(tiny_dataset["triplets"][0])
+    assert weights["index_path"] == str(tiny_dataset["triplets"][0])
     last = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert last["scheduler"]["last_epoch"] == 2
     assert len(last["optimizer_model_state_dict"]["state"]) > 0

@@ -16,7 +16,7 @@ from .test_command import _args
 
 
 def _used(run_dir, epoch):
-    return torch.load(run_dir / "checkpoints" / f"epoch_{epoch}.pt", weights_only=True)["triplets_path"]
+    return torch.load(run_dir / "checkpoints" / f"epoch_{epoch}.pt", weights_only=True)["index_path"]
 
 
 def test_triplets_file_feeds_the_first_epoch_only(tiny_config: Config, tiny_dataset, tmp_path, capsys):
