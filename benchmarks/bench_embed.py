@@ -25,7 +25,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -36,6 +35,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from machine import cpu_name  # noqa: E402
 
 from facenet_core.env import disable_telemetry  # noqa: E402
 from facenet_core.fileio import atomic_write_json  # noqa: E402
@@ -153,14 +154,6 @@ def run_worker(mode: str, tree: Path, checkpoint: Path, args: argparse.Namespace
         argv += ["--crop-workers", str(args.crop_workers)]
         done = subprocess.run(argv, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def cpu_name() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "")
 
 
 def summarise(measured: list[dict]) -> dict:

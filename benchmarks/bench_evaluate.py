@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_name
 from torch.nn import PairwiseDistance
 from torch.utils.data import DataLoader
 from torchvision import datasets
@@ -141,13 +142,6 @@ def write_subset(pairs_txt: Path, every: int, out: Path) -> int:
         raise SystemExit(f"--pairs must keep whole folds: {every} does not divide {per_class}")
     out.write_text("\n".join([f"{folds}\t{per_class // every}", *kept]) + "\n")
     return len(kept)
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def loop_reference():

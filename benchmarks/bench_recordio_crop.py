@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from machine import cpu_name  # noqa: E402
 
 from facenet_core.detect.align import aligned_face  # noqa: E402
 from facenet_core.detect.options import CropOptions  # noqa: E402
@@ -83,14 +83,6 @@ def timed(fn) -> tuple[float, float]:
     cpu, start = cpu_seconds(), time.perf_counter()
     fn()
     return time.perf_counter() - start, cpu_seconds() - cpu
-
-
-def cpu_name() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return platform.processor()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "unknown")
 
 
 def main() -> None:

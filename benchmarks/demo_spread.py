@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_name
+
 from facenet_core.env import disable_telemetry
 from facenet_core.fileio import atomic_write_json
 
@@ -64,11 +66,6 @@ def run_one(workspace: Path, seed: int, threads: int, isa: str, overrides: dict[
     if done.returncode or not lines:
         raise RuntimeError(f"demo run failed (seed {seed}, {threads} threads, {isa}):\n{done.stderr[-3000:]}")
     return {"epochs": json.loads(lines[-1].removeprefix("RESULT ")), "seconds": seconds}
-
-
-def cpu_name() -> str:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
 
 
 def setting(text: str) -> tuple[int, str]:
