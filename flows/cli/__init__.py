@@ -22,24 +22,25 @@ from collections.abc import Sequence
 
 from facenet_core.env import disable_telemetry
 
-# The subcommands in the order `facenet --help` lists them: command name -> its module in flows.cli.
-COMMANDS = {
-    "demo": "demo",
-    "run": "run",
-    "download": "download",
-    "crop": "crop",
-    "manifest": "manifest",
-    "stats": "stats",
-    "triplets": "triplets",
-    "train": "train",
-    "evaluate": "evaluate",
-    "verify": "verify",
-    "embed": "embed",
-    "search": "search",
-    "export": "export",
-    "synthetic": "synthetic",
-    "mlflow-replay": "mlflow_replay",
-}
+# The subcommands in the order `facenet --help` lists them; each is the module of flows.cli of that
+# name (a hyphen read as an underscore).
+COMMANDS = (
+    "demo",
+    "run",
+    "download",
+    "crop",
+    "manifest",
+    "stats",
+    "triplets",
+    "train",
+    "evaluate",
+    "verify",
+    "embed",
+    "search",
+    "export",
+    "synthetic",
+    "mlflow-replay",
+)
 
 DEBUG_ENV = "FACENET_DEBUG"
 OS_ERROR_ADVICE = {
@@ -77,7 +78,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     named = command_named(argv)
     for name in [named] if named else COMMANDS:
-        importlib.import_module(f"flows.cli.{COMMANDS[name]}").register(subparsers)
+        importlib.import_module(f"flows.cli.{name.replace('-', '_')}").register(subparsers)
     for subparser in subparsers.choices.values():
         subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
