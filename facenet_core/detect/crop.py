@@ -19,7 +19,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -38,13 +38,13 @@ from facenet_core.detect.table import (
     empty_row,
     listed_output,
     merge_detections,
-    read_source_stats,
+    read_source_records,
     read_table,
     shard_table_path,
     tables_holding,
     write_table,
 )
-from facenet_core.fileio import atomic_path, remove_stale_temporaries
+from facenet_core.fileio import atomic_path, remove_stale_temporaries, sha256_file
 from facenet_core.images import is_image_name, load_rgb
 from facenet_core.memory import keep_freed_memory
 from facenet_core.torch_settings import ONE_TORCH_THREAD
@@ -65,18 +65,24 @@ FLUSH_SECONDS = 30.0
 COUNT_KEYS = ("ok", "no_face", "unreadable", "too_small", "bad_name", "resumed", "renamed", "cleaned", "removed")
 
 
-def _decode(path: Path, exif_transpose: bool, source: str) -> np.ndarray | str:
-    """The pixels, or the decoder's message (the file named by its `source`, not its absolute path)."""
+def _decode(path: Path, exif_transpose: bool, source: str) -> tuple[np.ndarray | str, str | None]:
+    """The pixels, or the decoder's message (the file named by its `source`, not its absolute path),
+    and the file's sha256 (None when it cannot be read): a later run recognises the same bytes under
+    a new modification time."""
     try:
-        return load_rgb(path, exif_transpose)
+        digest = sha256_file(path)
+    except OSError:
+        digest = None
+    try:
+        return load_rgb(path, exif_transpose), digest
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         message = str(error).replace(str(path), source) or "no message"
-        return f"{type(error).__name__}: {message}"
+        return f"{type(error).__name__}: {message}", digest
 
 
 def _decoded(
     paths: list[tuple[Path, str]], options: CropOptions, pool: ThreadPoolExecutor
-) -> Iterator[np.ndarray | str]:
+) -> Iterator[tuple[np.ndarray | str, str | None]]:
     """Decoded images in order, decoding ahead in the thread pool up to two batches of images and of
     pixels (read from the files' headers): a run of huge photos is not all decoded at once."""
     pending: deque[tuple[Future, int]] = deque()
@@ -134,14 +140,23 @@ def _face_row(source: str, output: str, img: np.ndarray, faces: Faces, margin: i
     return row, (box, faces.points[i])
 
 
-Earlier = dict[str, tuple[dict[str, Any], list[int] | None, int]]
+class EarlierRow(NamedTuple):
+    """A row an earlier run recorded, with what its source was then: [size, mtime_ns] ([] when not
+    recorded; None: the table predates source stats) and sha256 (None when not recorded), and when
+    its table was written."""
+
+    row: dict[str, Any]
+    stat: list[int] | None
+    digest: str | None
+    written: int
+
+
+Earlier = dict[str, EarlierRow]
 
 
 def _earlier_rows(output_root: Path, identities: list[str], options: CropOptions, seeds: list[str] | None) -> Earlier:
     """Rows that earlier runs recorded for the images of `identities`, from every shard table of the
-    folder holding them (`seeds`, found here when None; the newest table wins), each with the
-    [size, mtime_ns] its source had then ([] when not recorded; None: the table predates source
-    stats) and when its table was written."""
+    folder holding them (`seeds`, found here when None; the newest table wins)."""
     if seeds is None:
         seeds = tables_holding(output_root, identities)
     wanted = set(identities)
@@ -150,12 +165,13 @@ def _earlier_rows(output_root: Path, identities: list[str], options: CropOptions
     for table in sorted(tables, key=lambda path: path.stat().st_mtime_ns):
         rows, recorded = read_table(table)
         check_options(table, recorded, options.output_options())
-        stats = read_source_stats(table)
+        stats, digests = read_source_records(table)
         written = table.stat().st_mtime_ns
         for row in rows:
-            if row["source"].split("/", 1)[0] in wanted:
-                stat = None if stats is None else stats.get(row["source"], [])
-                earlier[row["source"]] = (row, stat, written)
+            source = row["source"]
+            if source.split("/", 1)[0] in wanted:
+                stat = None if stats is None else stats.get(source, [])
+                earlier[source] = EarlierRow(row, stat, digests.get(source), written)
     return earlier
 
 
@@ -188,23 +204,39 @@ def _size_and_mtime(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _stats_of(rows: list[dict[str, Any]], stats: dict[str, list[int]]) -> dict[str, list[int]]:
-    return {row["source"]: stats[row["source"]] for row in rows if row["source"] in stats}
+def _of_rows(rows: list[dict[str, Any]], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (per source) of the sources of `rows`."""
+    return {row["source"]: values[row["source"]] for row in rows if row["source"] in values}
 
 
-def _is_done(earlier: Earlier, source: str, output: str, stat: list[int], output_root: Path) -> bool:
-    """An earlier row still holds: its source has the size and mtime recorded with it (tables without
-    them: not modified since the table was written), its PNG (if any) exists, and a row that is not
-    `ok` says why (rows of tables written before `reason` existed are made again)."""
-    if source not in earlier:
+def _source_unchanged(entry: EarlierRow, stat: list[int], path: Path) -> bool:
+    """The source is as it was when the row was made: the size and mtime recorded with it, or the
+    same size and sha256 under a new mtime (a tree copied or restored without its timestamps);
+    tables without source stats: not modified since the table was written."""
+    if entry.stat is None:
+        return stat[1] <= entry.written
+    if entry.stat == stat:
+        return True
+    if entry.digest is None or entry.stat[:1] != stat[:1]:
         return False
-    row, recorded, written = earlier[source]
-    unchanged = recorded == stat if recorded is not None else stat[1] <= written
-    if not unchanged:
+    try:
+        return sha256_file(path) == entry.digest
+    except OSError:
         return False
+
+
+def _is_done(earlier: Earlier, source: str, output: str, stat: list[int], input_root: Path, output_root: Path) -> bool:
+    """An earlier row still holds: its PNG (if any) exists, a row that is not `ok` says why (rows of
+    tables written before `reason` existed are made again), and its source is unchanged."""
+    entry = earlier.get(source)
+    if entry is None:
+        return False
+    row = entry.row
     if row["status"] == "ok":
-        return row["output"] == output and (output_root / output).is_file()
-    return row["output"] is None and row["reason"] is not None
+        holds = row["output"] == output and (output_root / output).is_file()
+    else:
+        holds = row["output"] is None and row["reason"] is not None
+    return holds and _source_unchanged(entry, stat, input_root / source)
 
 
 def _remove_stale_temporaries(output_root: Path, table: Path, jobs: list[tuple[str, str]]) -> int:
@@ -223,7 +255,7 @@ def _remove_outdated_outputs(
     longer shows a face. Otherwise the manifest, which scans the crop folder, would still train on them.
     Only PNGs inside the output folder that an earlier table listed or this shard would write."""
     current = {row["output"] for row in rows if row["status"] == "ok"}
-    listed = {row["output"] for row, _, _ in earlier.values() if row["output"]} | {out for _, out in jobs}
+    listed = {entry.row["output"] for entry in earlier.values() if entry.row["output"]} | {out for _, out in jobs}
     removed = 0
     for output in sorted(listed - current):
         target = listed_output(output_root, output)
@@ -262,8 +294,9 @@ def crop_shard(
         listed = "; ".join(f"{source} ({reason})" for source, reason in rejected)
         log.warning("%s: %d entries skipped: %s", input_root, len(rejected), listed)
     stats = {src: _size_and_mtime(input_root / src) for src, _ in jobs}
-    rows = [earlier[src][0] for src, out in jobs if _is_done(earlier, src, out, stats[src], output_root)]
+    rows = [earlier[src].row for src, out in jobs if _is_done(earlier, src, out, stats[src], input_root, output_root)]
     done = {row["source"] for row in rows}
+    digests = {src: earlier[src].digest for src in done if earlier[src].digest is not None}
     todo = [(src, out) for src, out in jobs if src not in done]
     rows += [empty_row(source, "unreadable", reason) for source, reason in rejected]
     counts = Counter(
@@ -279,13 +312,21 @@ def crop_shard(
         options.resolved_device(), options.min_face_size, options.thresholds, options.factor, options.batch_pixels
     )
     last_flush = time.monotonic()
+
+    def save_table() -> None:
+        """The rows so far, with their sources' stats and digests."""
+        stats_now, digests_now = _of_rows(rows, stats), _of_rows(rows, digests)
+        write_table(table, rows, options.output_options(), stats_now, identities, digests_now)
+
     # torch on one core in this thread: parallelism comes from shards (threads or processes), and
     # intra-op threads on MTCNN's small layers cost more than they bring on a busy CPU.
     with ONE_TORCH_THREAD, ThreadPoolExecutor(max_workers=2) as pool:
         batch: list[tuple[str, str, np.ndarray]] = []
         batch_pixels = 0
         decoded = _decoded([(input_root / src, src) for src, _ in todo], options, pool)
-        for (src, out), img in zip(todo, decoded, strict=True):
+        for (src, out), (img, digest) in zip(todo, decoded, strict=True):
+            if digest is not None:
+                digests[src] = digest
             if isinstance(img, str):
                 rows.append(empty_row(src, "unreadable", img))
                 advance(1)
@@ -304,12 +345,12 @@ def crop_shard(
             batch.append((src, out, img))
             batch_pixels += pixels
             if time.monotonic() - last_flush > FLUSH_SECONDS:
-                write_table(table, rows, options.output_options(), _stats_of(rows, stats), identities)
+                save_table()
                 last_flush = time.monotonic()
         if batch:
             rows += _crop_batch(batch, detector, output_root, options, pool)
             advance(len(batch))
-    write_table(table, rows, options.output_options(), _stats_of(rows, stats), identities)
+    save_table()
     counts["removed"] = _remove_outdated_outputs(output_root, earlier, jobs, rows)
     counts.update(row["status"] for row in rows)
     summary: dict[str, Any] = {key: counts[key] for key in COUNT_KEYS}

@@ -31,6 +31,7 @@ SCHEMA = pa.schema(
 )
 OPTIONS_KEY = b"facenet.crop_options"
 SOURCE_STATS_KEY = b"facenet.source_stats"
+SOURCE_DIGESTS_KEY = b"facenet.source_digests"
 IDENTITIES_KEY = b"facenet.identities"
 SHARDS_DIR = ".shards"
 DETECTIONS = "detections.parquet"
@@ -52,14 +53,18 @@ def write_table(
     options: dict[str, Any],
     source_stats: dict[str, list[int]] | None = None,
     identities: list[str] | None = None,
+    source_digests: dict[str, str] | None = None,
 ) -> Path:
     """Write `rows` (sorted by source) atomically, with the crop options in the file's metadata and,
-    for shard tables, each source's [size, mtime_ns] as it was when its row was made and the shard's
-    identity folders (so a later run finds the rows of a folder without reading every table)."""
+    for shard tables, each source's [size, mtime_ns] and sha256 as they were when its row was made
+    and the shard's identity folders (so a later run finds the rows of a folder without reading
+    every table)."""
     table = pa.Table.from_pylist(sorted(rows, key=lambda r: r["source"]), schema=SCHEMA)
     metadata = {OPTIONS_KEY: json.dumps(options, sort_keys=True).encode()}
     if source_stats is not None:
         metadata[SOURCE_STATS_KEY] = json.dumps(source_stats, sort_keys=True).encode()
+    if source_digests is not None:
+        metadata[SOURCE_DIGESTS_KEY] = json.dumps(source_digests, sort_keys=True).encode()
     if identities is not None:
         metadata[IDENTITIES_KEY] = json.dumps(sorted(identities)).encode()
     table = table.replace_schema_metadata(metadata)
@@ -89,10 +94,12 @@ def table_identities(path: Path) -> set[str]:
     return {source.split("/", 1)[0] for source in sources}
 
 
-def read_source_stats(path: Path) -> dict[str, list[int]] | None:
-    """The [size, mtime_ns] per source a shard table recorded (None for tables written without them)."""
-    raw = (pq.read_schema(path).metadata or {}).get(SOURCE_STATS_KEY)
-    return json.loads(raw) if raw else None
+def read_source_records(path: Path) -> tuple[dict[str, list[int]] | None, dict[str, str]]:
+    """The [size, mtime_ns] (None for tables written without them) and the sha256 (empty for tables
+    written without them) per source that a shard table recorded."""
+    metadata = pq.read_schema(path).metadata or {}
+    stats, digests = metadata.get(SOURCE_STATS_KEY), metadata.get(SOURCE_DIGESTS_KEY)
+    return (json.loads(stats) if stats else None), (json.loads(digests) if digests else {})
 
 
 def shard_table_path(output_root: str | Path, shard: str) -> Path:

@@ -23,8 +23,9 @@ from facenet_core.detect.folder import output_lock
 from facenet_core.detect.options import STAGE_VERSION
 from facenet_core.detect.parallel import CropPool, crop_tree, run_shard
 from facenet_core.detect.shards import list_shards, shard_fingerprint, shard_id
-from facenet_core.detect.table import SCHEMA
+from facenet_core.detect.table import SCHEMA, read_source_records
 from facenet_core.errors import UserError
+from facenet_core.fileio import sha256_file
 from flows.cli import crop as crop_command
 from tests.support.tree_state import tree_state
 
@@ -109,15 +110,50 @@ def test_rerun_skips_finished_images_and_redoes_missing_ones(tree, tmp_path):
     assert (out / "alice" / "a.png").is_file()
 
 
-def test_rerun_redoes_an_image_modified_since_it_was_cropped(tree, tmp_path):
+def test_rerun_redoes_an_image_whose_bytes_changed_under_the_same_size(tree, tmp_path):
     out = tmp_path / "out"
     first = crop_shard(tree, out, ["bob"], OPTIONS)
     images = sum(first[status] for status in ("ok", "no_face", "unreadable", "too_small"))
     table = next((out / ".shards").glob("*.parquet"))
     modified = table.stat().st_mtime_ns + 10**9
-    os.utime(tree / "bob" / "face.png", ns=(modified, modified))
+    (tree / "bob" / "broken.jpg").write_bytes(b"not a JPEG")  # same size, other bytes
+    os.utime(tree / "bob" / "broken.jpg", ns=(modified, modified))
     again = crop_shard(tree, out, ["bob"], OPTIONS)
-    assert again["resumed"] == images - 1 and again["ok"] == first["ok"]
+    assert again["resumed"] == images - 1 and again["unreadable"] == first["unreadable"]
+
+
+def _touch_every_file(root, seconds_later):
+    """New modification times, the same bytes: a tree copied or restored without its timestamps."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            stamp = path.stat().st_mtime_ns + seconds_later * 10**9
+            os.utime(path, ns=(stamp, stamp))
+
+
+def test_a_tree_with_new_timestamps_and_the_same_bytes_is_not_cropped_again(tree, tmp_path):
+    out = tmp_path / "out"
+    first = crop_tree(tree, out, OPTIONS, shard_size=2)
+    pngs, detections = _pngs(out), sha256_file(out / "detections.parquet")
+    _touch_every_file(tree, 100)
+    again = crop_tree(tree, out, OPTIONS, shard_size=2)
+    images = sum(first[status] for status in ("ok", "no_face", "unreadable", "too_small"))
+    assert again["resumed"] == images and _pngs(out) == pngs
+    assert sha256_file(out / "detections.parquet") == detections  # the crops' fingerprint: later stages stay cached
+    stats, digests = read_source_records(next((out / ".shards").glob("*.parquet")))
+    assert stats["bob/face.png"] == [(tree / "bob/face.png").stat().st_size, (tree / "bob/face.png").stat().st_mtime_ns]
+    assert digests["bob/face.png"] == sha256_file(tree / "bob" / "face.png") and len(digests) == images
+
+
+def test_tables_without_digests_crop_touched_sources_again(tree, tmp_path):
+    out = tmp_path / "out"
+    first = crop_shard(tree, out, ["alice"], OPTIONS)
+    table = out / ".shards" / f"{shard_id(['alice'])}.parquet"
+    old = pq.read_table(table)
+    metadata = {k: v for k, v in old.schema.metadata.items() if k != b"facenet.source_digests"}
+    pq.write_table(old.replace_schema_metadata(metadata), table)
+    _touch_every_file(tree, 100)
+    again = crop_shard(tree, out, ["alice"], OPTIONS)
+    assert (again["resumed"], again["ok"]) == (0, first["ok"])
 
 
 def test_rerun_redoes_a_source_replaced_with_an_older_timestamp(tree, tmp_path, faces):
