@@ -66,18 +66,15 @@ COUNT_KEYS = ("ok", "no_face", "unreadable", "too_small", "bad_name", "resumed",
 
 
 def _decode(path: Path, exif_transpose: bool, source: str) -> tuple[np.ndarray | str, str | None]:
-    """The pixels, or the decoder's message (the file named by its `source`, not its absolute path),
-    and the file's sha256 (None when it cannot be read): a later run recognises the same bytes under
-    a new modification time."""
+    """The pixels and the file's sha256 (so a later run recognises the same bytes under a new
+    modification time), or the decoder's message (the file named by its `source`, not its absolute
+    path) and None: a file that is no image is not read whole, and is cheap to try again."""
     try:
-        digest = sha256_file(path)
-    except OSError:
-        digest = None
-    try:
-        return load_rgb(path, exif_transpose), digest
+        pixels = load_rgb(path, exif_transpose)
+        return pixels, sha256_file(path)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         message = str(error).replace(str(path), source) or "no message"
-        return f"{type(error).__name__}: {message}", digest
+        return f"{type(error).__name__}: {message}", None
 
 
 def _decoded(
